@@ -1,0 +1,45 @@
+"""pyweightvc: compress trained neural-network weights with a video codec.
+
+Weights are quantised to 8-bit (or narrower) integers, laid out as monochrome
+pictures and coded with HEVC (libx265); libde265 decodes them back.
+
+    >>> import pyweightvc as wvc
+    >>> blob = wvc.encode(w, qp=24)
+    >>> w2 = wvc.decode(blob)
+"""
+
+from ._core import versions as _versions
+from .codec import (
+    Decoder,
+    Encoder,
+    QuantizedTensor,
+    decode,
+    decode_int8,
+    dequantize,
+    encode,
+    lib_info,
+    quantize,
+    read_header,
+)
+from .errors import ContainerError, DecoderError, EncoderError, FormatError, WeightVCError
+
+__version__ = _versions()["pyweightvc"]
+
+__all__ = [
+    "Encoder",
+    "Decoder",
+    "QuantizedTensor",
+    "encode",
+    "decode",
+    "decode_int8",
+    "quantize",
+    "dequantize",
+    "read_header",
+    "lib_info",
+    "WeightVCError",
+    "EncoderError",
+    "DecoderError",
+    "FormatError",
+    "ContainerError",
+    "__version__",
+]

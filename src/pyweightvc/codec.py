@@ -1,0 +1,420 @@
+"""One tensor: quantisation parameters, the self-describing blob header, and the
+encode/decode orchestration around the native core. The byte layout is
+specified in docs/format.md."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Any, Mapping, NamedTuple, Optional
+
+import numpy as np
+
+from . import _core
+from ._arrays import DTYPE_NAMES, I8, OUT_LEVELS, allocate_output, as_matrix, matrix_dims
+from .errors import FormatError
+
+MAGIC = b"WVCT"
+FORMAT_VERSION = 1
+PRESETS: tuple[str, ...] = tuple(_core.PRESETS)
+DEFAULT_QP = 24
+DEFAULT_PRESET = "medium"
+# Frames of at most 1024 x 1024 samples; see docs/format.md and
+# benchmarks/core_bench.py for the measurement behind the default.
+DEFAULT_MAX_FRAME_SIDE = 1024
+MAX_RANK = 32
+MAX_EXTRA_OPTIONS_BYTES = 4096
+
+_FLAG_SYMMETRIC = 1
+_FLAG_PER_CHANNEL = 2
+_FLAG_LOSSLESS = 4
+_QP_LOSSLESS = 255
+
+# magic, version, dtype, bits, flags, qp, preset, rank, tile_h, tile_w, frame_h, frame_w
+_FIXED = struct.Struct("<4sHBBBBBBIIII")
+_TRAILER = struct.Struct("<QII")  # payload length, payload crc32, header crc32
+
+
+class QuantizedTensor(NamedTuple):
+    """Integer levels and the parameters that turn them back into values:
+    ``value = scale * (levels - zero_point)``, scale and zero point per tensor
+    (shape (1,)) or per output channel along axis 0 (shape (C,))."""
+
+    levels: np.ndarray
+    scale: np.ndarray
+    zero_point: np.ndarray
+    bits: int
+    symmetric: bool
+
+
+@dataclass(frozen=True)
+class BlobHeader:
+    """Everything the header of an encoded tensor says."""
+
+    dtype_code: int
+    shape: tuple[int, ...]
+    bits: int
+    symmetric: bool
+    per_channel: bool
+    lossless: bool
+    qp: Optional[int]
+    preset: str
+    tile: tuple[int, int]
+    frame: tuple[int, int]
+    scale: np.ndarray
+    zero_point: np.ndarray
+    x265_options: str
+    payload_offset: int
+    payload_size: int
+    payload_crc32: int
+
+    @property
+    def dtype(self) -> str:
+        return DTYPE_NAMES[self.dtype_code]
+
+    @property
+    def layout(self) -> tuple[int, int, int, int, int, int]:
+        rows, cols = matrix_dims(self.shape)
+        return (rows, cols, *self.tile, *self.frame)
+
+
+def _check_quant_args(bits: int, symmetric: bool, per_channel: bool) -> None:
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 8:
+        raise ValueError(f"bits must be an integer in 2..8, got {bits!r}")
+    for name, value in (("symmetric", symmetric), ("per_channel", per_channel)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"{name} must be a bool, got {value!r}")
+
+
+def _check_threads(threads: Optional[int]) -> int:
+    if threads is None:
+        return 0
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 256:
+        raise ValueError(f"threads must be None (all cores) or in 1..256, got {threads!r}")
+    return int(threads)
+
+
+def _pack_header(
+    *,
+    dtype_code: int,
+    shape: tuple[int, ...],
+    bits: int,
+    symmetric: bool,
+    per_channel: bool,
+    lossless: bool,
+    qp: int,
+    preset: str,
+    geometry: tuple[int, int, int, int],
+    scale: np.ndarray,
+    zero_point: np.ndarray,
+    x265_options: str,
+    payload: bytes,
+) -> bytes:
+    flags = (
+        (_FLAG_SYMMETRIC if symmetric else 0)
+        | (_FLAG_PER_CHANNEL if per_channel else 0)
+        | (_FLAG_LOSSLESS if lossless else 0)
+    )
+    options = x265_options.encode("utf-8")
+    parts = [
+        _FIXED.pack(
+            MAGIC, FORMAT_VERSION, dtype_code, bits, flags,
+            _QP_LOSSLESS if lossless else qp, PRESETS.index(preset), len(shape), *geometry,
+        ),
+        struct.pack(f"<{len(shape)}Q", *shape),
+        struct.pack("<I", scale.size),
+        scale.astype("<f4").tobytes(),
+        zero_point.astype("<i4").tobytes(),
+        struct.pack("<H", len(options)),
+        options,
+    ]
+    head = b"".join(parts)
+    head += struct.pack("<QI", len(payload), zlib.crc32(payload))
+    return head + struct.pack("<I", zlib.crc32(head))
+
+
+def read_header(blob: Any) -> BlobHeader:
+    """Parse and check the header of an encoded tensor (without decoding)."""
+    view = memoryview(blob).cast("B")
+    n = len(view)
+
+    def need(offset: int, size: int, what: str) -> None:
+        if offset + size > n:
+            raise FormatError(f"truncated blob: {what} needs bytes {offset}..{offset + size}, blob has {n}")
+
+    need(0, _FIXED.size, "fixed header")
+    magic, version, dtype_code, bits, flags, qp, preset_idx, rank, *geometry = _FIXED.unpack_from(view, 0)
+    if magic != MAGIC:
+        raise FormatError(f"not a pyweightvc tensor blob (magic {bytes(magic)!r}, expected {MAGIC!r})")
+    if version != FORMAT_VERSION:
+        raise FormatError(f"unsupported format version {version} (this build reads {FORMAT_VERSION})")
+    pos = _FIXED.size
+    if rank > MAX_RANK:
+        raise FormatError(f"corrupted header: rank {rank} exceeds {MAX_RANK}")
+    need(pos, 8 * rank + 4, "shape")
+    shape = struct.unpack_from(f"<{rank}Q", view, pos)
+    pos += 8 * rank
+    (n_params,) = struct.unpack_from("<I", view, pos)
+    pos += 4
+    rows, _ = matrix_dims(shape)
+    if n_params not in (1, rows):
+        raise FormatError(f"corrupted header: {n_params} quantisation parameters for {rows} rows")
+    need(pos, 8 * n_params + 2, "quantisation parameters")
+    scale = np.frombuffer(view, dtype="<f4", count=n_params, offset=pos).astype(np.float32)
+    zero_point = np.frombuffer(view, dtype="<i4", count=n_params, offset=pos + 4 * n_params).astype(np.int32)
+    pos += 8 * n_params
+    (n_options,) = struct.unpack_from("<H", view, pos)
+    pos += 2
+    if n_options > MAX_EXTRA_OPTIONS_BYTES:
+        raise FormatError("corrupted header: x265 option string too long")
+    need(pos, n_options + _TRAILER.size, "header trailer")
+    options = bytes(view[pos : pos + n_options])
+    pos += n_options
+    payload_size, payload_crc, header_crc = _TRAILER.unpack_from(view, pos)
+    if zlib.crc32(view[: pos + 12]) != header_crc:
+        raise FormatError("corrupted header: header checksum mismatch")
+    pos += _TRAILER.size
+    # Fields below are covered by the header checksum; these checks catch blobs
+    # written by a faulty or hostile producer.
+    if dtype_code not in DTYPE_NAMES:
+        raise FormatError(f"corrupted header: unknown dtype code {dtype_code}")
+    if not 2 <= bits <= 8 or preset_idx >= len(PRESETS) or not (qp <= 51 or qp == _QP_LOSSLESS):
+        raise FormatError("corrupted header: bits, preset or qp out of range")
+    if 0 in shape:
+        raise FormatError("corrupted header: empty shape")
+    if n - pos != payload_size:
+        raise FormatError(
+            f"truncated or padded blob: header announces {payload_size} payload bytes, {n - pos} present"
+        )
+    try:
+        options_text = options.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError("corrupted header: x265 options are not UTF-8") from exc
+    return BlobHeader(
+        dtype_code=dtype_code,
+        shape=tuple(int(d) for d in shape),
+        bits=bits,
+        symmetric=bool(flags & _FLAG_SYMMETRIC),
+        per_channel=bool(flags & _FLAG_PER_CHANNEL),
+        lossless=bool(flags & _FLAG_LOSSLESS),
+        qp=None if qp == _QP_LOSSLESS else qp,
+        preset=PRESETS[preset_idx],
+        tile=(geometry[0], geometry[1]),
+        frame=(geometry[2], geometry[3]),
+        scale=scale,
+        zero_point=zero_point,
+        x265_options=options_text,
+        payload_offset=pos,
+        payload_size=payload_size,
+        payload_crc32=payload_crc,
+    )
+
+
+def _params(m, bits: int, symmetric: bool, per_channel: bool, threads: int):
+    scale, zero_point, symmetric = _core.compute_params(m.data, m.dtype_code, bits, symmetric, per_channel, threads)
+    return scale, zero_point, symmetric
+
+
+class Encoder:
+    """A reusable encoder: settings are checked once (against x265 too) and
+    shared by every tensor it encodes. Thread-safe.
+
+    qp: 0..51 (lower = larger and closer); lossless: code the integer levels exactly.
+    bits: 2..8 quantiser width; symmetric: zero point 0 (default, the paper's choice);
+    per_channel: one scale per output channel (axis 0).
+    preset: an x265 preset name; threads: None for all cores.
+    max_frame_side: tiles of at most this many samples per side are coded as frames.
+    x265_params: extra x265 options (name -> value) for experiments; recorded in the blob.
+    """
+
+    def __init__(
+        self,
+        qp: int = DEFAULT_QP,
+        *,
+        lossless: bool = False,
+        bits: int = 8,
+        symmetric: bool = True,
+        per_channel: bool = False,
+        preset: str = DEFAULT_PRESET,
+        threads: Optional[int] = None,
+        max_frame_side: int = DEFAULT_MAX_FRAME_SIDE,
+        x265_params: Optional[Mapping[str, Any]] = None,
+    ):
+        if isinstance(qp, bool) or not isinstance(qp, (int, np.integer)) or not 0 <= qp <= 51:
+            raise ValueError(f"qp must be an integer in 0..51, got {qp!r}")
+        _check_quant_args(bits, symmetric, per_channel)
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
+        lo, hi = _core.MIN_FRAME_SIDE, _core.MAX_FRAME_SIDE
+        if isinstance(max_frame_side, bool) or not isinstance(max_frame_side, (int, np.integer)) or not lo <= max_frame_side <= hi:
+            raise ValueError(f"max_frame_side must be an integer in {lo}..{hi}, got {max_frame_side!r}")
+        extra = [(str(k), str(v)) for k, v in (x265_params or {}).items()]
+        for k, v in extra:
+            if "," in k + v or "=" in k:
+                raise ValueError(f"x265 option {k}={v} must not contain ',' (or '=' in its name)")
+        self.qp = int(qp)
+        self.lossless = bool(lossless)
+        self.bits = int(bits)
+        self.symmetric = bool(symmetric)
+        self.per_channel = bool(per_channel)
+        self.preset = preset
+        self.threads = _check_threads(threads)
+        self.max_frame_side = int(max_frame_side)
+        self.x265_options = ",".join(f"{k}={v}" for k, v in extra)
+        if len(self.x265_options.encode()) > MAX_EXTRA_OPTIONS_BYTES:
+            raise ValueError(f"x265_params take more than {MAX_EXTRA_OPTIONS_BYTES} bytes")
+        self._native = _core.Encoder(self.qp, self.lossless, preset, self.threads, extra)
+
+    def encode(self, x: Any) -> bytes:
+        """Quantise and encode one tensor (numpy array or torch tensor); returns the blob."""
+        m = as_matrix(x)
+        if m.dtype_code == I8 and (self.bits != 8 or self.per_channel):
+            raise ValueError("int8 input is taken as 8-bit levels as is: use bits=8, per_channel=False")
+        scale, zero_point, symmetric = _params(m, self.bits, self.symmetric, self.per_channel, self.threads)
+        payload, geometry = self._native.encode(
+            m.data, m.dtype_code, scale, zero_point, self.bits, symmetric, self.max_frame_side
+        )
+        header = _pack_header(
+            dtype_code=m.dtype_code,
+            shape=m.shape,
+            bits=self.bits,
+            symmetric=symmetric,
+            per_channel=self.per_channel and m.dtype_code != I8,
+            lossless=self.lossless,
+            qp=self.qp,
+            preset=self.preset,
+            geometry=geometry,
+            scale=scale,
+            zero_point=zero_point,
+            x265_options=self.x265_options,
+            payload=payload,
+        )
+        return header + payload
+
+    def __repr__(self) -> str:
+        mode = "lossless" if self.lossless else f"qp={self.qp}"
+        return (
+            f"Encoder({mode}, bits={self.bits}, symmetric={self.symmetric}, "
+            f"per_channel={self.per_channel}, preset={self.preset!r})"
+        )
+
+
+class Decoder:
+    """A reusable decoder: keeps one libde265 context and its worker threads.
+    Calls on one Decoder are serialised; use one Decoder per thread for parallelism."""
+
+    def __init__(self, threads: Optional[int] = None):
+        self._native = _core.Decoder(_check_threads(threads))
+
+    @property
+    def threads(self) -> int:
+        return self._native.threads
+
+    def _run(self, blob: Any, header: BlobHeader, out2d: np.ndarray, out_type: int) -> None:
+        payload = memoryview(blob).cast("B")[header.payload_offset :]
+        if zlib.crc32(payload) != header.payload_crc32:
+            raise FormatError("corrupted blob: payload checksum mismatch")
+        self._native.decode(
+            payload, header.layout, header.scale, header.zero_point,
+            header.bits, header.symmetric, out2d, out_type,
+        )
+
+    def decode(self, blob: Any, like: str = "numpy"):
+        """Decode a blob to values with the original shape.
+
+        like="numpy": float32 / float16 as encoded, bfloat16 as float32, int8 as int8.
+        like="torch": a CPU torch.Tensor with the original dtype (bfloat16 included).
+        """
+        header = read_header(blob)
+        result, out2d, out_type = allocate_output(header.shape, header.dtype_code, like)
+        self._run(blob, header, out2d, out_type)
+        return result
+
+    def decode_int8(self, blob: Any) -> QuantizedTensor:
+        """Decode to the integer levels (int8, original shape) and their parameters."""
+        header = read_header(blob)
+        levels = np.empty(header.shape, dtype=np.int8)
+        self._run(blob, header, levels.reshape(matrix_dims(header.shape)), OUT_LEVELS)
+        return QuantizedTensor(levels, header.scale, header.zero_point, header.bits, header.symmetric)
+
+
+def encode(x: Any, qp: int = DEFAULT_QP, **options: Any) -> bytes:
+    """Quantise and encode one tensor; see :class:`Encoder` for the options."""
+    return Encoder(qp, **options).encode(x)
+
+
+def decode(blob: Any, like: str = "numpy", threads: Optional[int] = None):
+    """Decode a blob from :func:`encode`; see :meth:`Decoder.decode`."""
+    return Decoder(threads).decode(blob, like=like)
+
+
+def decode_int8(blob: Any, threads: Optional[int] = None) -> QuantizedTensor:
+    """The decoded integer levels and quantisation parameters, for integer inference."""
+    return Decoder(threads).decode_int8(blob)
+
+
+def quantize(
+    x: Any, symmetric: bool = True, per_channel: bool = False, bits: int = 8, threads: Optional[int] = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Quantise to integer levels: returns (levels int8 with x's shape, scale float32,
+    zero_point int32), with value = scale * (levels - zero_point) and the
+    parameters of shape (1,) per tensor or (C,) per output channel (axis 0).
+    Rounding is half to even after multiplying by 1/scale (see docs/format.md)."""
+    _check_quant_args(bits, symmetric, per_channel)
+    nthreads = _check_threads(threads)
+    m = as_matrix(x)
+    if m.dtype_code == I8:
+        raise TypeError("input is already int8: nothing to quantise")
+    scale, zero_point, symmetric = _params(m, bits, symmetric, per_channel, nthreads)
+    levels = _core.quantize_levels(m.data, m.dtype_code, scale, zero_point, bits, symmetric, nthreads)
+    return levels.reshape(m.shape), scale, zero_point
+
+
+def dequantize(
+    levels: np.ndarray, scale: Any, zero_point: Any = 0, dtype: Any = np.float32, threads: Optional[int] = None
+) -> np.ndarray:
+    """Values from levels: scale * (levels - zero_point), per tensor or per channel
+    (axis 0); dtype float32 (default) or float16."""
+    levels = np.asarray(levels)
+    if levels.dtype != np.int8:
+        raise TypeError(f"levels must be int8, got {levels.dtype}")
+    if levels.size == 0:
+        raise ValueError("levels is empty")
+    scale = np.atleast_1d(np.asarray(scale, dtype=np.float32)).ravel()
+    zero_point = np.atleast_1d(np.asarray(zero_point))
+    if zero_point.size == 1 and scale.size > 1:
+        zero_point = np.full(scale.shape, zero_point.item())
+    if not np.all(np.isin(zero_point, np.arange(-128, 128))):
+        raise ValueError("zero_point values must be integers in -128..127")
+    zero_point = zero_point.astype(np.int32).ravel()
+    out_types = {np.dtype(np.float32): 1, np.dtype(np.float16): 2}
+    if np.dtype(dtype) not in out_types:
+        raise TypeError(f"dtype must be float32 or float16, got {np.dtype(dtype)}")
+    shape = levels.shape
+    rows, cols = matrix_dims(shape)
+    out = np.empty(shape, dtype=dtype)
+    _core.dequantize_levels(
+        np.ascontiguousarray(levels).reshape(rows, cols), scale, zero_point, 8, False,
+        out.reshape(rows, cols), out_types[np.dtype(dtype)], _check_threads(threads),
+    )
+    return out
+
+
+def lib_info() -> dict:
+    """Versions of pyweightvc and the linked codec libraries, and the defaults."""
+    info = dict(_core.versions())
+    info.update(
+        format_version=FORMAT_VERSION,
+        default_preset=DEFAULT_PRESET,
+        default_qp=DEFAULT_QP,
+        default_max_frame_side=DEFAULT_MAX_FRAME_SIDE,
+        x265_options=_core.Encoder(DEFAULT_QP, False, DEFAULT_PRESET, 0, []).options(1024, 1024),
+    )
+    return info
+
+
+__all__ = [
+    "Encoder", "Decoder", "QuantizedTensor", "BlobHeader", "encode", "decode", "decode_int8",
+    "quantize", "dequantize", "read_header", "lib_info",
+]
