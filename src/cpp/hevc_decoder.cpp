@@ -25,6 +25,20 @@ bool harmless_warning(de265_error w) {
            w == DE265_WARNING_NUMBER_OF_THREADS_LIMITED_TO_MAXIMUM;
 }
 
+// Counts the suffix SEI NAL units (type 40) of an Annex B stream: our encoder
+// writes one decoded-picture hash after every picture, so a stream cut short
+// (which libde265 would conceal silently) lacks some.
+uint32_t count_suffix_sei(const uint8_t* data, size_t size) {
+    uint32_t count = 0;
+    for (size_t i = 0; i + 3 < size; ++i) {
+        if (data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1) {
+            if (((data[i + 3] >> 1) & 0x3f) == 40) ++count;
+            i += 2;
+        }
+    }
+    return count;
+}
+
 }  // namespace
 
 const char* libde265_version() { return de265_get_version(); }
@@ -40,6 +54,7 @@ HevcDecoder::HevcDecoder(int threads) {
     ctx_ = ctx;
     // A picture with a decoding error is dropped, which the frame count catches.
     de265_set_parameter_bool(ctx, DE265_DECODER_PARAM_SUPPRESS_FAULTY_PICTURES, 1);
+    de265_set_parameter_bool(ctx, DE265_DECODER_PARAM_BOOL_SEI_CHECK_HASH, 1);
     if (threads_ > 1) {
         de265_error err = de265_start_worker_threads(ctx, threads_);
         if (!de265_isOK(err)) {
@@ -59,6 +74,16 @@ void HevcDecoder::decode(const uint8_t* data, size_t size, uint32_t frame_w, uin
     de265_decoder_context* ctx = as_ctx(ctx_);
     de265_reset(ctx);  // forget any state of a previous (possibly failed) stream
     uint32_t received = 0;
+    const uint32_t hashes = count_suffix_sei(data, size);
+    if (hashes != frames)
+        throw DecoderError("stream has " + std::to_string(hashes) + " picture hashes for " +
+                           std::to_string(frames) + " pictures: truncated or not written by pyweightvc");
+
+    auto check_warnings = [&] {
+        for (de265_error w = de265_get_warning(ctx); w != DE265_OK; w = de265_get_warning(ctx))
+            if (!harmless_warning(w))
+                throw DecoderError("de265_decode reported: " + error_text(w));
+    };
 
     auto drain = [&] {
         while (const de265_image* img = de265_peek_next_picture(ctx)) {
@@ -97,17 +122,17 @@ void HevcDecoder::decode(const uint8_t* data, size_t size, uint32_t frame_w, uin
         more = 0;
         err = de265_decode(ctx, &more);
         if (err == DE265_ERROR_IMAGE_BUFFER_FULL || err == DE265_ERROR_WAITING_FOR_INPUT_DATA) {
+            check_warnings();
             drain();
             if (err == DE265_ERROR_WAITING_FOR_INPUT_DATA) break;  // all input consumed
             more = 1;
             continue;
         }
         if (!de265_isOK(err)) throw DecoderError("de265_decode failed: " + error_text(err));
-        for (de265_error w = de265_get_warning(ctx); w != DE265_OK; w = de265_get_warning(ctx))
-            if (!harmless_warning(w))
-                throw DecoderError("de265_decode reported: " + error_text(w));
+        check_warnings();
         drain();
     }
+    check_warnings();
     drain();
     if (received != frames)
         throw DecoderError("stream decoded to " + std::to_string(received) + " pictures, expected " +

@@ -137,6 +137,9 @@ std::vector<std::pair<std::string, std::string>> HevcEncoder::options(uint32_t f
         {"deblock", "false"},
         {"sao", "false"},
         {"info", "false"},  // the info SEI costs 2-4.5 KB per stream
+        // A CRC of every decoded picture (about 8 bytes a picture): the decoder
+        // verifies that it reproduces the encoder's pictures bit for bit.
+        {"hash", "2"},
         // pools=1 (not "none") keeps wavefronts in the bitstream, so libde265 can
         // decode with threads even when the encoder used one.
         {"pools", std::to_string(threads)},

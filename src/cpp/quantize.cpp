@@ -102,7 +102,7 @@ void scale_for_range(float mn, float mx, int bits, bool symmetric, float& scale,
         double lo = std::min(double(mn), 0.0), hi = std::max(double(mx), 0.0);
         scale = hi > lo ? float((hi - lo) / double(qmax - qmin)) : 1.0f;
         scale = std::max(scale, FLT_MIN);  // keep 1/scale finite
-        long z = qmin - std::lround(lo / double(scale));
+        long z = qmin - long(std::nearbyint(lo / double(scale)));  // half to even, like q
         zp = int32_t(std::clamp<long>(z, qmin, qmax));
     }
     scale = std::max(scale, FLT_MIN);

@@ -53,8 +53,8 @@ def as_matrix(x: Any) -> Matrix:
             raise TypeError(f"unsupported tensor dtype {t.dtype}; expected {SUPPORTED}")
         code = codes[t.dtype]
         arr = t.view(torch.int16).numpy() if code == BF16 else t.numpy()
-    elif isinstance(x, np.ndarray):
-        arr = x
+    elif isinstance(x, (np.ndarray, np.generic)):
+        arr = np.asarray(x)
         if arr.dtype.name == "bfloat16":  # ml_dtypes.bfloat16
             code = BF16
             arr = arr.view(np.uint16)

@@ -20,9 +20,9 @@ FORMAT_VERSION = 1
 PRESETS: tuple[str, ...] = tuple(_core.PRESETS)
 DEFAULT_QP = 24
 DEFAULT_PRESET = "medium"
-# Frames of at most 1024 x 1024 samples; see docs/format.md and
+# Frames of at most 2048 x 2048 samples; see docs/format.md and
 # benchmarks/core_bench.py for the measurement behind the default.
-DEFAULT_MAX_FRAME_SIDE = 1024
+DEFAULT_MAX_FRAME_SIDE = 2048
 MAX_RANK = 32
 MAX_EXTRA_OPTIONS_BYTES = 4096
 

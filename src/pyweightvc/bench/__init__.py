@@ -1,0 +1,1 @@
+"""Benchmark harness and the real trained weights it measures on."""

@@ -1,0 +1,42 @@
+"""Writes the committed fixture blobs (run once per format version; never
+regenerate a fixture of a released version: the tests exist to catch changes).
+
+    python tests/data/make_fixtures.py
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import pyweightvc as wvc
+
+HERE = Path(__file__).parent
+
+
+def write(name, tensor, **options):
+    blob = wvc.encode(tensor, **options)
+    out = wvc.decode(blob)
+    (HERE / f"{name}.wvct").write_bytes(blob)
+    np.save(HERE / f"{name}.expected.npy", out)
+    meta = {
+        "options": options,
+        "shape": list(out.shape),
+        "decoded_dtype": str(out.dtype),
+        "lib_info": {k: v for k, v in wvc.lib_info().items() if k != "x265_options"},
+    }
+    (HERE / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def main():
+    rng = np.random.default_rng(2026)
+    w = (rng.standard_normal((48, 80)) * 0.05).astype(np.float32)
+    write("v1_f32_qp24", w, qp=24)
+    write("v1_f16_lossless_pc", w.reshape(48, 5, 4, 4).astype(np.float16), lossless=True, per_channel=True)
+    t = torch.from_numpy(w[:, :33]).to(torch.bfloat16)
+    write("v1_bf16_asym_4bit", t, qp=18, bits=4, symmetric=False)
+
+
+if __name__ == "__main__":
+    main()
