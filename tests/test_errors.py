@@ -142,9 +142,9 @@ def test_stream_of_another_tensor(blob):
     # Same geometry, so it decodes: the checksum is what ties a payload to its header.
     out = wvc.decode(_rewrite(blob, payload=payload))
     assert out.shape == (40, 70)
-    with pytest.raises(wvc.DecoderError, match="1 picture hashes for 2 pictures"):
-        two_tiles = wvc.encode(np.ones((40, 70), np.float32), max_frame_side=35)
-        wvc.decode(_rewrite(two_tiles, payload=payload))
+    four_tiles = wvc.encode(np.ones((40, 70), np.float32), max_frame_side=35)
+    with pytest.raises(wvc.DecoderError, match="1 picture hashes for 4 pictures"):
+        wvc.decode(_rewrite(four_tiles, payload=payload))
 
 
 def test_errors_share_one_root():
