@@ -7,37 +7,13 @@
 #include <stdexcept>
 #include <string>
 
+#include "float_bits.hpp"
 #include "parallel.hpp"
+#include "range_stats.hpp"
 
 namespace wvc {
 
 namespace {
-
-template <typename To, typename From>
-inline To bits_as(From v) {
-    static_assert(sizeof(To) == sizeof(From), "size mismatch");
-    To out;
-    std::memcpy(&out, &v, sizeof(To));
-    return out;
-}
-
-// Element loaders: one per input dtype, all producing float.
-struct LoadF32 {
-    using T = float;
-    static float at(const T* p, size_t i) { return p[i]; }
-};
-struct LoadF16 {
-    using T = uint16_t;
-    static float at(const T* p, size_t i) { return half_to_float(p[i]); }
-};
-struct LoadBF16 {
-    using T = uint16_t;
-    static float at(const T* p, size_t i) { return bits_as<float>(uint32_t(p[i]) << 16); }
-};
-struct LoadI8 {
-    using T = int8_t;
-    static float at(const T* p, size_t i) { return float(p[i]); }
-};
 
 template <typename Fn>
 auto dispatch_dtype(DType dtype, Fn&& fn) {
@@ -48,27 +24,6 @@ auto dispatch_dtype(DType dtype, Fn&& fn) {
         case DType::I8: return fn(LoadI8{});
     }
     throw std::invalid_argument("unsupported dtype code " + std::to_string(int(dtype)));
-}
-
-struct RangeStats {
-    float min = FLT_MAX;
-    float max = -FLT_MAX;
-    bool nonfinite = false;
-};
-
-// min, max and a finite check over elements [b, e). Written so that GCC -O3
-// vectorises it: no early exit; v - v is 0 for finite v and NaN otherwise.
-template <typename L>
-RangeStats range_stats(const typename L::T* p, size_t b, size_t e) {
-    float mn = FLT_MAX, mx = -FLT_MAX;
-    unsigned bad = 0;
-    for (size_t i = b; i < e; ++i) {
-        float v = L::at(p, i);
-        mn = v < mn ? v : mn;
-        mx = v > mx ? v : mx;
-        bad |= unsigned(!(v - v == 0.0f));
-    }
-    return {mn, mx, bad != 0};
 }
 
 RangeStats merge(RangeStats a, const RangeStats& b) {
@@ -209,15 +164,7 @@ size_t dtype_size(DType dtype) {
     return 0;
 }
 
-float half_to_float(uint16_t h) {
-    // Move exponent and mantissa into float position and rescale by 2^112: exact for
-    // normal and subnormal halves; Inf/NaN get the float all-ones exponent.
-    uint32_t sign = uint32_t(h & 0x8000u) << 16;
-    uint32_t em = h & 0x7fffu;
-    float mag = bits_as<float>(em << 13) * 0x1.0p112f;
-    if (em >= 0x7c00u) mag = bits_as<float>((em << 13) | 0x7f800000u);
-    return bits_as<float>(bits_as<uint32_t>(mag) | sign);
-}
+float half_to_float(uint16_t h) { return half_bits_to_float(h); }
 
 uint16_t float_to_half(float f) {
     // Round to nearest even, overflow to Inf, subnormals through a float addition
@@ -291,7 +238,7 @@ QuantParams compute_params(const MatrixView& src, const QuantSpec& spec, int thr
             parallel_for(rows, threads, std::max<size_t>(1, (1u << 16) / std::max<size_t>(1, row_len)),
                          [&](size_t b, size_t e) {
                              for (size_t r = b; r < e; ++r)
-                                 stats[r] = range_stats<L>(p, r * row_len, (r + 1) * row_len);
+                                 stats[r] = range_stats(p, src.dtype, r * row_len, (r + 1) * row_len);
                          });
         } else {
             // One tensor-wide range, reduced from parallel chunks.
@@ -299,7 +246,7 @@ QuantParams compute_params(const MatrixView& src, const QuantSpec& spec, int thr
             std::vector<RangeStats> parts((n + chunk - 1) / chunk);
             parallel_for(parts.size(), threads, 4, [&](size_t b, size_t e) {
                 for (size_t k = b; k < e; ++k)
-                    parts[k] = range_stats<L>(p, k * chunk, std::min(n, (k + 1) * chunk));
+                    parts[k] = range_stats(p, src.dtype, k * chunk, std::min(n, (k + 1) * chunk));
             });
             RangeStats all;
             for (const auto& s : parts) all = merge(all, s);
