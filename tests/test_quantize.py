@@ -9,8 +9,6 @@ from hypothesis.extra import numpy as hnp
 import pyweightvc as wvc
 from common import reference_quantize
 
-torch = pytest.importorskip("torch", reason="bfloat16 inputs are made with torch")
-
 SCHEMES = [
     dict(symmetric=True, per_channel=False),
     dict(symmetric=True, per_channel=True),
@@ -70,6 +68,7 @@ def test_error_within_half_step(bits):
 
 
 def test_float16_and_bfloat16_inputs_read_directly():
+    torch = pytest.importorskip("torch", reason="bfloat16 inputs are made with torch")
     rng = np.random.default_rng(2)
     w32 = rng.normal(0, 0.1, (50, 70)).astype(np.float32)
     w16 = w32.astype(np.float16)
