@@ -118,6 +118,11 @@ PYBIND11_MODULE(_core, m) {
         d["pyweightvc"] = PYWEIGHTVC_VERSION;
         d["x265"] = x265_version();
         d["libde265"] = libde265_version();
+        py::dict build;
+        build["x265_build"] = x265_build_info();
+        build["compiler"] = PYWEIGHTVC_COMPILER;
+        build["cxx_flags"] = PYWEIGHTVC_CXX_FLAGS;
+        d["build"] = build;
         return d;
     });
     m.attr("MAX_FRAME_SIDE") = kMaxFrameSide;

@@ -29,17 +29,25 @@ std::mutex& x265_global_mutex() {
     return m;
 }
 
+// The 8-bit encoder of libx265: a multilib build (8/10/12-bit in one library,
+// as Debian's) may default to another depth; our pictures are 8-bit.
+const x265_api& api() {
+    static const x265_api* a = x265_api_get(8);
+    if (!a) throw EncoderError("x265_api_get(8) failed: this libx265 has no 8-bit encoder");
+    return *a;
+}
+
 struct ParamDeleter {
-    void operator()(x265_param* p) const { x265_param_free(p); }
+    void operator()(x265_param* p) const { api().param_free(p); }
 };
 struct EncoderDeleter {
     void operator()(x265_encoder* e) const {
         std::lock_guard<std::mutex> lock(x265_global_mutex());
-        x265_encoder_close(e);
+        api().encoder_close(e);
     }
 };
 struct PictureDeleter {
-    void operator()(x265_picture* p) const { x265_picture_free(p); }
+    void operator()(x265_picture* p) const { api().picture_free(p); }
 };
 using ParamPtr = std::unique_ptr<x265_param, ParamDeleter>;
 using EncoderPtr = std::unique_ptr<x265_encoder, EncoderDeleter>;
@@ -84,12 +92,12 @@ void append_nals(std::vector<uint8_t>& out, const x265_nal* nals, uint32_t count
 
 ParamPtr make_param(const EncoderSettings& s,
                     const std::vector<std::pair<std::string, std::string>>& options) {
-    ParamPtr p(x265_param_alloc());
+    ParamPtr p(api().param_alloc());
     if (!p) throw EncoderError("x265_param_alloc failed (out of memory)");
-    if (x265_param_default_preset(p.get(), s.preset.c_str(), nullptr) < 0)
+    if (api().param_default_preset(p.get(), s.preset.c_str(), nullptr) < 0)
         throw std::invalid_argument("x265_param_default_preset rejected preset '" + s.preset + "'");
     for (const auto& [name, value] : options) {
-        int rc = x265_param_parse(p.get(), name.c_str(), value.c_str());
+        int rc = api().param_parse(p.get(), name.c_str(), value.c_str());
         if (rc == X265_PARAM_BAD_NAME)
             throw std::invalid_argument("x265_param_parse: unknown x265 option '" + name + "'");
         if (rc != 0)
@@ -101,7 +109,9 @@ ParamPtr make_param(const EncoderSettings& s,
 
 }  // namespace
 
-const char* x265_version() { return x265_version_str; }
+const char* x265_version() { return api().version_str; }
+
+const char* x265_build_info() { return api().build_info_str; }
 
 HevcEncoder::HevcEncoder(EncoderSettings settings) : settings_(std::move(settings)) {
     if (!settings_.lossless && (settings_.qp < 0 || settings_.qp > 51))
@@ -163,12 +173,12 @@ std::vector<uint8_t> HevcEncoder::encode(uint32_t frame_w, uint32_t frame_h, uin
     EncoderPtr encoder;
     {
         std::lock_guard<std::mutex> lock(x265_global_mutex());
-        encoder.reset(x265_encoder_open(param.get()));
+        encoder.reset(api().encoder_open(param.get()));
         if (!encoder) {
             param->logLevel = X265_LOG_ERROR;
             std::string log = capture_stderr([&] {
-                x265_encoder* e = x265_encoder_open(param.get());
-                if (e) x265_encoder_close(e);
+                x265_encoder* e = api().encoder_open(param.get());
+                if (e) api().encoder_close(e);
             });
             throw EncoderError("x265_encoder_open failed for a " + std::to_string(frame_w) + "x" +
                                std::to_string(frame_h) + " picture" +
@@ -179,13 +189,13 @@ std::vector<uint8_t> HevcEncoder::encode(uint32_t frame_w, uint32_t frame_h, uin
     std::vector<uint8_t> stream;
     x265_nal* nals = nullptr;
     uint32_t nal_count = 0;
-    if (x265_encoder_headers(encoder.get(), &nals, &nal_count) < 0)
+    if (api().encoder_headers(encoder.get(), &nals, &nal_count) < 0)
         throw EncoderError("x265_encoder_headers failed");
     append_nals(stream, nals, nal_count);
 
-    std::unique_ptr<x265_picture, PictureDeleter> picture(x265_picture_alloc());
+    std::unique_ptr<x265_picture, PictureDeleter> picture(api().picture_alloc());
     if (!picture) throw EncoderError("x265_picture_alloc failed (out of memory)");
-    x265_picture_init(param.get(), picture.get());
+    api().picture_init(param.get(), picture.get());
     // One plane buffer, refilled per frame: x265 copies the picture inside
     // x265_encoder_encode, so the buffer is free again when the call returns.
     std::vector<uint8_t> plane(size_t(frame_w) * frame_h);
@@ -197,12 +207,12 @@ std::vector<uint8_t> HevcEncoder::encode(uint32_t frame_w, uint32_t frame_h, uin
     for (uint32_t i = 0; i < frames; ++i) {
         fill(i, plane.data(), ptrdiff_t(frame_w));
         picture->pts = i;
-        if (x265_encoder_encode(encoder.get(), &nals, &nal_count, picture.get(), nullptr) < 0)
+        if (api().encoder_encode(encoder.get(), &nals, &nal_count, picture.get(), nullptr) < 0)
             throw EncoderError("x265_encoder_encode failed on frame " + std::to_string(i));
         append_nals(stream, nals, nal_count);
     }
     for (;;) {  // flush the frames still in flight
-        int rc = x265_encoder_encode(encoder.get(), &nals, &nal_count, nullptr, nullptr);
+        int rc = api().encoder_encode(encoder.get(), &nals, &nal_count, nullptr, nullptr);
         if (rc < 0) throw EncoderError("x265_encoder_encode failed while flushing");
         append_nals(stream, nals, nal_count);
         if (rc == 0) break;

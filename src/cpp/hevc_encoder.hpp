@@ -44,6 +44,7 @@ private:
 };
 
 const char* x265_version();
+const char* x265_build_info();
 extern const char* const kPresets[];
 
 }  // namespace wvc
