@@ -21,7 +21,9 @@ from .codec import (
     quantize,
     read_header,
 )
+from .container import load_file, safe_open, save_file
 from .errors import ContainerError, DecoderError, EncoderError, FormatError, WeightVCError
+from .policy import Policy
 
 __version__ = _versions()["pyweightvc"]
 
@@ -36,6 +38,10 @@ __all__ = [
     "dequantize",
     "read_header",
     "lib_info",
+    "save_file",
+    "load_file",
+    "safe_open",
+    "Policy",
     "WeightVCError",
     "EncoderError",
     "DecoderError",

@@ -19,7 +19,7 @@ MAGIC = b"WVCT"
 FORMAT_VERSION = 1
 PRESETS: tuple[str, ...] = tuple(_core.PRESETS)
 DEFAULT_QP = 24
-DEFAULT_PRESET = "medium"
+DEFAULT_PRESET = "fast"
 # Frames of at most 2048 x 2048 samples; see docs/format.md and
 # benchmarks/core_bench.py for the measurement behind the default.
 DEFAULT_MAX_FRAME_SIDE = 2048
@@ -125,7 +125,7 @@ def _pack_header(
         struct.pack(f"<{len(shape)}Q", *shape),
         struct.pack("<I", scale.size),
         scale.astype("<f4").tobytes(),
-        zero_point.astype("<i4").tobytes(),
+        b"" if symmetric else zero_point.astype("<i4").tobytes(),  # symmetric: all zero
         struct.pack("<H", len(options)),
         options,
     ]
@@ -160,10 +160,14 @@ def read_header(blob: Any) -> BlobHeader:
     rows, _ = matrix_dims(shape)
     if n_params not in (1, rows):
         raise FormatError(f"corrupted header: {n_params} quantisation parameters for {rows} rows")
-    need(pos, 8 * n_params + 2, "quantisation parameters")
+    param_bytes = 4 * n_params if flags & _FLAG_SYMMETRIC else 8 * n_params
+    need(pos, param_bytes + 2, "quantisation parameters")
     scale = np.frombuffer(view, dtype="<f4", count=n_params, offset=pos).astype(np.float32)
-    zero_point = np.frombuffer(view, dtype="<i4", count=n_params, offset=pos + 4 * n_params).astype(np.int32)
-    pos += 8 * n_params
+    if flags & _FLAG_SYMMETRIC:
+        zero_point = np.zeros(n_params, np.int32)
+    else:
+        zero_point = np.frombuffer(view, dtype="<i4", count=n_params, offset=pos + 4 * n_params).astype(np.int32)
+    pos += param_bytes
     (n_options,) = struct.unpack_from("<H", view, pos)
     pos += 2
     if n_options > MAX_EXTRA_OPTIONS_BYTES:

