@@ -238,3 +238,16 @@ def test_fixture_blobs_keep_decoding(name):
 )
 def test_lossless_property(w, per_channel, symmetric):
     check_encode_decode(w, qp=None, per_channel=per_channel, symmetric=symmetric, preset="ultrafast")
+
+
+def test_codec_libraries_print_nothing(capfd):
+    w = weights((70, 90), seed=14)
+    wvc.decode(wvc.encode(w, qp=24))
+    wvc.decode(wvc.encode(w, lossless=True, threads=1))
+    with pytest.raises(wvc.DecoderError):
+        bad = bytearray(wvc.encode(w, qp=24))
+        from test_errors import _rewrite
+
+        wvc.decode(_rewrite(bytes(bad), payload=b"\x00\x00\x01\x40\x01" + bytes(100)))
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

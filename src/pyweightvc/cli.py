@@ -61,10 +61,13 @@ def load_checkpoint(path: str) -> tuple[dict, str]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        # torch's weights-only unpickler names the forbidden callable in a GLOBAL line
+        forbidden = [line.strip() for line in str(exc).splitlines() if "GLOBAL" in line]
+        if not forbidden:
+            raise InputError(f"{path}: not a PyTorch checkpoint (it does not unpickle)") from None
         raise InputError(
             f"{path}: refused: the checkpoint is a pickle that needs arbitrary code to load "
-            f"(only plain tensors and containers are read, torch.load(weights_only=True)): {first}"
+            f"(only tensors and plain containers are read, torch.load(weights_only=True)): {forbidden[0]}"
         ) from None
     except Exception as exc:  # zip, EOF, magic-number errors differ across torch versions
         raise InputError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None

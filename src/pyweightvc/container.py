@@ -120,12 +120,19 @@ def _encode_tensor(x: Any, plan: TensorPlan, threads: Optional[int]) -> _Encoded
     return _Encoded(entry, data)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: str, chunks: list) -> None:
     """Write to a temporary file beside `path`, then rename over it: a failure
     never leaves a half-written file under the target name."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".wvc", dir=directory)
     try:
+        os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes 0600; a saved file should not
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:
                 f.write(chunk)
@@ -383,9 +390,12 @@ class WvcFile:
             name, e = e["alias_of"], self._header[e["alias_of"]]
         return name, e
 
-    def _data(self, name: str, e: dict) -> memoryview:
+    def _data(self, name: str, e: dict) -> bytes:
         b, end = e["data_offsets"]
-        data = self._view[self._data_start + b : self._data_start + end]
+        # A copy of the (compressed) bytes: no view into the map outlives this call,
+        # so close() can always unmap.
+        with self._view[self._data_start + b : self._data_start + end] as view:
+            data = bytes(view)
         if zlib.crc32(data) != e["crc32"]:
             raise _fail(name, "checksum mismatch: the data is corrupted")
         return data
@@ -427,7 +437,7 @@ class WvcFile:
         self.decoded_count += 1
         shape, dtype = tuple(e["shape"]), e["dtype"]
         if e["storage"] == "raw":
-            return _raw_to_array(bytes(data), dtype, shape, like)
+            return _raw_to_array(data, dtype, shape, like)
         code = {v: k for k, v in DTYPE_NAMES.items()}[dtype]
         if e["storage"] == "hevc":
             self._check_blob(name, e, data)

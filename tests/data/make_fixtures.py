@@ -29,6 +29,22 @@ def write(name, tensor, **options):
     (HERE / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
+def write_container():
+    import hashlib
+    import sys
+
+    sys.path.insert(0, str(HERE.parent))
+    from test_container import tiny_model
+
+    path = HERE / "tiny_model_v1.wvc"
+    tensors = tiny_model()
+    wvc.save_file(tensors, str(path), qp=24)
+    out = wvc.load_file(str(path))
+    np.savez(HERE / "tiny_model_v1.expected.npz", **out)
+    meta = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "keys": list(out)}
+    (HERE / "tiny_model_v1.json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
 def main():
     rng = np.random.default_rng(2026)
     w = (rng.standard_normal((48, 80)) * 0.05).astype(np.float32)
@@ -36,6 +52,7 @@ def main():
     write("v1_f16_lossless_pc", w.reshape(48, 5, 4, 4).astype(np.float16), lossless=True, per_channel=True)
     t = torch.from_numpy(w[:, :33]).to(torch.bfloat16)
     write("v1_bf16_asym_4bit", t, qp=18, bits=4, symmetric=False)
+    write_container()
 
 
 if __name__ == "__main__":

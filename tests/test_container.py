@@ -1,0 +1,343 @@
+""".wvc model files: round trips, policy, laziness, golden bytes, hostile files."""
+
+import hashlib
+import json
+import os
+import struct
+import zlib
+
+import numpy as np
+import pytest
+
+import pyweightvc as wvc
+from common import DATA
+from pyweightvc.container import MAX_HEADER_BYTES, WvcFile
+
+
+def tiny_model(seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        "conv.weight": (rng.standard_normal((16, 8, 3, 3)) * 0.1).astype(np.float32),
+        "conv.bias": (rng.standard_normal(16) * 0.01).astype(np.float32),
+        "bn.num_batches_tracked": np.array(7, dtype=np.int64),
+        "fc.weight": (rng.standard_normal((40, 72)) * 0.05).astype(np.float32),
+        "fc.bias": np.zeros(40, np.float32),
+        "emb.weight": (rng.standard_normal((100, 32)) * 0.05).astype(np.float16),
+        "mask": rng.integers(0, 2, (5, 5)).astype(bool),
+    }
+
+
+def write(tmp_path, tensors, name="m.wvc", **kw):
+    path = str(tmp_path / name)
+    wvc.save_file(tensors, path, **kw)
+    return path
+
+
+def test_round_trip_default_policy(tmp_path):
+    t = tiny_model()
+    path = write(tmp_path, t, qp=24)
+    out = wvc.load_file(path)
+    assert list(out) == list(t)  # key order kept
+    for k in t:
+        assert out[k].shape == t[k].shape and out[k].dtype == t[k].dtype, k
+    for exact in ("conv.bias", "bn.num_batches_tracked", "fc.bias", "mask"):
+        np.testing.assert_array_equal(out[exact], t[exact])
+    # conv kernel: int8 per channel, exact levels
+    q, s, z = wvc.quantize(t["conv.weight"], per_channel=True)
+    np.testing.assert_array_equal(out["conv.weight"], wvc.dequantize(q, s, z))
+    with wvc.safe_open(path) as f:
+        assert f.entry("fc.weight")["storage"] == "hevc" and f.entry("fc.weight")["qp"] == 24
+        assert f.entry("conv.weight")["storage"] == "int8" and f.entry("conv.weight")["per_channel"]
+        assert f.entry("conv.bias")["storage"] == "raw"
+        assert f.entry("emb.weight")["storage"] == "hevc"  # 2-D, 3200 >= 1024 elements
+        meta = f.metadata()
+    assert meta["format"] == "pyweightvc" and meta["x265"].startswith("3.")
+    assert json.loads(meta["policy"])["qp"] == 24
+
+
+def test_small_threshold_and_override_by_kind(tmp_path):
+    t = tiny_model()
+    # emb.weight has 3200 >= 1024 elements: the default sends it through HEVC
+    path = write(tmp_path, t, policy=wvc.Policy(min_elements=4000))
+    with wvc.safe_open(path) as f:
+        assert f.entry("emb.weight")["storage"] == "raw"
+        assert f.entry("fc.weight")["storage"] == "raw"
+    path = write(tmp_path, t, policy=wvc.Policy(24, overrides={"kind:conv": {"storage": "hevc", "qp": 20}}))
+    with wvc.safe_open(path) as f:
+        e = f.entry("conv.weight")
+        assert e["storage"] == "hevc" and e["qp"] == 20
+
+
+def test_policy_overrides_hit_the_right_tensors(tmp_path):
+    t = tiny_model()
+    policy = wvc.Policy(
+        24,
+        overrides={
+            "*.weight": {"qp": 30},
+            "re:^emb\\.": {"lossless": True},
+            "fc.*": {"qp": 18, "per_channel": True},
+            "conv.bias": {"storage": "int8"},
+        },
+    )
+    path = write(tmp_path, t, policy=policy)
+    with wvc.safe_open(path) as f:
+        assert f.entry("fc.weight")["qp"] == 18 and f.entry("fc.weight")["per_channel"] is True
+        assert f.entry("emb.weight")["lossless"] is True and f.entry("emb.weight")["qp"] is None
+        assert f.entry("conv.weight")["storage"] == "hevc" and f.entry("conv.weight")["qp"] == 30
+        assert f.entry("conv.bias")["storage"] == "int8"
+        assert f.entry("bn.num_batches_tracked")["storage"] == "raw"
+        np.testing.assert_array_equal(f.get_int8("emb.weight").levels, wvc.quantize(t["emb.weight"])[0])
+
+
+def test_policy_errors():
+    with pytest.raises(ValueError, match="unknown setting.*qpp.*allowed: storage, qp"):
+        wvc.Policy(overrides={"fc.*": {"qpp": 3}})
+    with pytest.raises(ValueError, match="unknown kind 'dense'"):
+        wvc.Policy(overrides={"kind:dense": {"qp": 3}})
+    with pytest.raises(ValueError, match="qp must be an integer in 0..51"):
+        wvc.Policy(overrides={"fc.*": {"qp": 99}})
+    with pytest.raises(ValueError, match="bad regular expression"):
+        wvc.Policy(overrides={"re:(": {"qp": 3}})
+    with pytest.raises(ValueError, match="can only be stored raw"):
+        wvc.Policy(overrides={"bn.*": {"qp": 3}}).plan("bn.num_batches_tracked", "int64", ())
+    assert wvc.Policy(overrides={"nothing.*": {"qp": 3}}).unmatched(["fc.weight"]) == ["nothing.*"]
+
+
+def test_same_input_same_bytes(tmp_path):
+    t = tiny_model()
+    a = open(write(tmp_path, t, name="a.wvc"), "rb").read()
+    b = open(write(tmp_path, dict(t), name="b.wvc"), "rb").read()
+    assert a == b
+
+
+def test_golden_bytes():
+    """The container of a fixed tiny model must keep its exact bytes (format
+    stability); the committed file must keep loading to the committed values."""
+    path = DATA / "tiny_model_v1.wvc"
+    expected = json.loads((DATA / "tiny_model_v1.json").read_text())
+    data = path.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == expected["sha256"]
+    out = wvc.load_file(str(path))
+    assert list(out) == expected["keys"]
+    ref = np.load(DATA / "tiny_model_v1.expected.npz")
+    for k in out:
+        np.testing.assert_array_equal(out[k], ref[k])
+
+
+def test_golden_bytes_reproduced(tmp_path):
+    expected = json.loads((DATA / "tiny_model_v1.json").read_text())
+    path = write(tmp_path, tiny_model(), qp=24)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        (n,) = struct.unpack("<Q", head)
+        header = json.loads(f.read(n))
+    # same tensors, settings and data bytes as the committed file (the metadata
+    # names the library versions, which may differ between machines)
+    committed = open(DATA / "tiny_model_v1.wvc", "rb").read()
+    (m,) = struct.unpack("<Q", committed[:8])
+    committed_header = json.loads(committed[8 : 8 + m])
+    header.pop("__metadata__"), committed_header.pop("__metadata__")
+    assert header == committed_header
+    assert open(path, "rb").read()[8 + n :] == committed[8 + m :]
+    assert expected["keys"] == list(header)
+
+
+def test_lazy_reads_decode_only_what_is_asked(tmp_path, monkeypatch):
+    path = write(tmp_path, tiny_model())
+    calls = []
+    original = wvc.Decoder.decode
+    monkeypatch.setattr(wvc.Decoder, "decode", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    with wvc.safe_open(path) as f:
+        assert set(f.keys()) == set(tiny_model())
+        assert calls == [] and f.decoded_count == 0
+        f.get_tensor("fc.bias")
+        assert calls == [] and f.decoded_count == 1
+        f.get_tensor("fc.weight")
+        assert len(calls) == 1 and f.decoded_count == 2
+        qt = f.get_int8("fc.weight")
+        assert qt.levels.shape == (40, 72) and qt.levels.dtype == np.int8
+        with pytest.raises(ValueError, match="stored raw"):
+            f.get_int8("fc.bias")
+        with pytest.raises(KeyError, match="no tensor named 'nope'"):
+            f.get_tensor("nope")
+
+
+def test_tied_tensors_stored_once(tmp_path):
+    w = (np.random.default_rng(1).standard_normal((64, 64)) * 0.1).astype(np.float32)
+    path = write(tmp_path, {"embed.weight": w, "lm_head.weight": w, "other": w.copy()})
+    with wvc.safe_open(path) as f:
+        assert f._header["lm_head.weight"] == {"dtype": "float32", "shape": [64, 64], "storage": "alias",
+                                               "alias_of": "embed.weight"}
+        assert f._header["other"]["storage"] == "hevc"
+    out = wvc.load_file(path)
+    assert out["embed.weight"] is out["lm_head.weight"]
+
+
+def test_writes_are_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "m.wvc"
+    path.write_bytes(b"previous good file")
+    bad = tiny_model()
+    bad["fc.weight"] = bad["fc.weight"].copy()
+    bad["fc.weight"][3, 3] = np.nan
+    with pytest.raises(ValueError, match="tensor 'fc.weight'.*finite"):
+        wvc.save_file(bad, str(path))
+    assert path.read_bytes() == b"previous good file"
+    assert os.listdir(tmp_path) == ["m.wvc"]  # no temporary file left behind
+    import pyweightvc.container as c
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(c.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        wvc.save_file(tiny_model(), str(path))
+    assert path.read_bytes() == b"previous good file"
+    assert os.listdir(tmp_path) == ["m.wvc"]
+
+
+def test_written_file_respects_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        path = write(tmp_path, {"a": np.zeros(3, np.float32)})
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644
+
+
+# ---------------------------------------------------------------------------
+# hostile and broken files
+
+
+def craft(tmp_path, header: dict, data: bytes = b"", meta=None) -> str:
+    meta = meta if meta is not None else {"format": "pyweightvc", "format_version": "1"}
+    blob = json.dumps({"__metadata__": meta, **header}).encode()
+    path = tmp_path / "crafted.wvc"
+    path.write_bytes(struct.pack("<Q", len(blob)) + blob + data)
+    return str(path)
+
+
+def raw_entry(offsets, shape=(2,), dtype="float32", data=b"\0" * 8):
+    return {"dtype": dtype, "shape": list(shape), "storage": "raw", "data_offsets": list(offsets),
+            "crc32": zlib.crc32(data)}
+
+
+@pytest.mark.parametrize(
+    "header,data,message",
+    [
+        ({"a": raw_entry([0, 8])}, b"\0" * 4, r"tensor 'a': data_offsets \[0, 8\] outside the 4-byte data section"),
+        ({"a": raw_entry([0, 8]), "b": raw_entry([4, 12])}, b"\0" * 12, "tensor 'b': data 4..12 overlaps tensor 'a'"),
+        ({"a": raw_entry([0, 8], shape=(3,))}, b"\0" * 8, "tensor 'a': 8 data bytes for 3 elements of float32"),
+        ({"a": {**raw_entry([0, 8]), "crc32": 1}}, b"\0" * 8, "tensor 'a': checksum mismatch"),
+        ({"a": raw_entry([0, 8], dtype="complex64")}, b"\0" * 8, "tensor 'a': unknown dtype 'complex64'"),
+        ({"a": raw_entry([0, 8], shape=(-2,))}, b"\0" * 8, r"tensor 'a': bad shape \[-2\]"),
+        ({"a": {**raw_entry([0, 8]), "storage": "magic"}}, b"\0" * 8, "tensor 'a': unknown storage 'magic'"),
+        ({"a": {"dtype": "float32", "shape": [2], "storage": "alias", "alias_of": "zz"}}, b"",
+         "tensor 'a': alias_of 'zz' does not name a stored tensor"),
+        ({"a": "nope"}, b"", "tensor 'a': entry is not a JSON object"),
+    ],
+)
+def test_hostile_headers(tmp_path, header, data, message):
+    path = craft(tmp_path, header, data)
+    with pytest.raises(wvc.ContainerError, match=message):
+        with wvc.safe_open(path) as f:
+            for k in f.keys():
+                f.get_tensor(k)
+
+
+def test_hevc_entry_shape_must_match_blob(tmp_path):
+    blob = wvc.encode(np.ones((4, 4), np.float32))
+    entry = {"dtype": "float32", "shape": [2, 8], "storage": "hevc", "bits": 8, "data_offsets": [0, len(blob)],
+             "crc32": zlib.crc32(blob)}
+    path = craft(tmp_path, {"w": entry}, blob)
+    with wvc.safe_open(path) as f, pytest.raises(wvc.ContainerError, match=r"blob holds float32 \[4, 4\]"):
+        f.get_tensor("w")
+
+
+def test_int8_entry_cannot_inflate_past_its_shape(tmp_path):
+    levels = zlib.compress(b"\x01" * 10_000_000)  # a small stream that inflates to 10 MB
+    data = struct.pack("<f", 1.0) + levels
+    entry = {"dtype": "float32", "shape": [10, 10], "storage": "int8", "bits": 8, "symmetric": True,
+             "per_channel": False, "coder": "zlib", "params": 1, "data_offsets": [0, len(data)],
+             "crc32": zlib.crc32(data)}
+    path = craft(tmp_path, {"w": entry}, data)
+    with wvc.safe_open(path) as f, pytest.raises(wvc.ContainerError, match="holds 101 or more levels, shape needs 100"):
+        f.get_tensor("w")
+
+
+def test_header_limits(tmp_path):
+    p = tmp_path / "huge.wvc"
+    p.write_bytes(struct.pack("<Q", MAX_HEADER_BYTES + 1) + b"{}")
+    with pytest.raises(wvc.ContainerError, match="exceeds"):
+        wvc.safe_open(str(p))
+    p.write_bytes(struct.pack("<Q", 1000) + b"{}")
+    with pytest.raises(wvc.ContainerError, match="truncated file"):
+        wvc.safe_open(str(p))
+    p.write_bytes(b"\x01")
+    with pytest.raises(wvc.ContainerError, match="too short"):
+        wvc.safe_open(str(p))
+    p.write_bytes(struct.pack("<Q", 4) + b"\xff\xfe{}")
+    with pytest.raises(wvc.ContainerError, match="not JSON"):
+        wvc.safe_open(str(p))
+    with pytest.raises(wvc.ContainerError, match="lacks format=pyweightvc"):
+        wvc.safe_open(craft(tmp_path, {}, meta={}))
+    with pytest.raises(wvc.ContainerError, match="unsupported .wvc format version '9'"):
+        wvc.safe_open(craft(tmp_path, {}, meta={"format": "pyweightvc", "format_version": "9"}))
+
+
+def test_every_truncation_and_corruption_of_a_real_file_raises(tmp_path):
+    path = write(tmp_path, tiny_model())
+    good = open(path, "rb").read()
+    target = tmp_path / "bad.wvc"
+    rng = np.random.default_rng(0)
+    positions = list(range(0, len(good), max(1, len(good) // 150))) + list(rng.integers(0, len(good), 50))
+    for n in positions:
+        target.write_bytes(good[:n])
+        with pytest.raises(wvc.ContainerError):
+            wvc.load_file(str(target))
+    (n,) = struct.unpack("<Q", good[:8])
+    for i in positions:
+        if i < 8 + n:
+            continue  # header bytes: may still parse (e.g. a digit of a shape); checked below
+        bad = bytearray(good)
+        bad[i] ^= 0x41
+        target.write_bytes(bytes(bad))
+        with pytest.raises(wvc.ContainerError, match="checksum mismatch"):
+            wvc.load_file(str(target))
+
+
+def test_header_corruption_never_crashes(tmp_path):
+    path = write(tmp_path, tiny_model())
+    good = open(path, "rb").read()
+    (n,) = struct.unpack("<Q", good[:8])
+    target = tmp_path / "bad.wvc"
+    for i in range(8, 8 + n, 7):
+        bad = bytearray(good)
+        bad[i] = ord("9") if bad[i] != ord("9") else ord("1")
+        target.write_bytes(bytes(bad))
+        try:
+            wvc.load_file(str(target))
+        except (wvc.WeightVCError, KeyError):
+            pass  # a clear error, or the change hit a byte that does not matter
+
+
+def test_save_file_errors(tmp_path):
+    with pytest.raises(TypeError, match="mapping"):
+        wvc.save_file([np.zeros(3)], str(tmp_path / "x.wvc"))
+    with pytest.raises(TypeError, match="tensor 'a': expected a numpy array"):
+        wvc.save_file({"a": [1, 2]}, str(tmp_path / "x.wvc"))
+    with pytest.raises(TypeError, match="unsupported tensor dtype complex64"):
+        wvc.save_file({"a": np.zeros(3, np.complex64)}, str(tmp_path / "x.wvc"))
+    with pytest.raises(TypeError, match="metadata must map str to str"):
+        wvc.save_file({"a": np.zeros(3, np.float32)}, str(tmp_path / "x.wvc"), metadata={"k": 1})
+    with pytest.raises(ValueError, match="reserved"):
+        wvc.save_file({"a": np.zeros(3, np.float32)}, str(tmp_path / "x.wvc"), metadata={"x265": "x"})
+    assert not os.listdir(tmp_path)
+
+
+def test_empty_and_odd_tensors(tmp_path):
+    t = {"empty": np.zeros((0, 3), np.float32), "scalar": np.float32(3.5), "f64": np.arange(5.0),
+         "u8": np.arange(6, dtype=np.uint8).reshape(2, 3), "i16": np.arange(-3, 3, dtype=np.int16)}
+    out = wvc.load_file(write(tmp_path, t))
+    for k, v in t.items():
+        np.testing.assert_array_equal(out[k], np.asarray(v))
+        assert out[k].dtype == np.asarray(v).dtype
