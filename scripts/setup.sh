@@ -16,7 +16,7 @@ if ! pkg-config --exists 'x265 >= 3.5' 'libde265 >= 1.0.8' 2>/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq pkg-config g++ libx265-dev libde265-dev >/dev/null
 fi
 
-pip_install() { "$PYTHON" -m pip install --quiet --disable-pip-version-check "$@"; }
+pip_install() { PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet --disable-pip-version-check "$@"; }
 
 # torch pinned: an unpinned install can pull a multi-GB CUDA build.
 "$PYTHON" -c 'import torch, sys; sys.exit(torch.__version__.split("+")[0] != "2.13.0")' 2>/dev/null \
