@@ -24,12 +24,11 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 import torch
 
 import pyweightvc as wvc
 from pyweightvc import torch as wvc_torch
-from pyweightvc.bench import fidelity, models, nets, photos
+from pyweightvc.bench import fidelity, nets, photos
 
 QPS = [22, 24, 28, 32, 36]
 

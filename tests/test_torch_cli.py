@@ -5,7 +5,6 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the PyTorch adapter needs torch")
@@ -77,7 +76,7 @@ def test_real_model_through_the_command(mobilenet_checkpoint):
     r = run_cli("compress", src, "-o", out, "--qp", 28, "--override", "classifier.1.bias=storage:int8", "--json")
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
-    assert summary["ratio_vs_fp32"] > 5 and summary["file_bytes"] == os.path.getsize(out)
+    assert summary["ratio_vs_fp32"] > 4.5 and summary["file_bytes"] == os.path.getsize(out)
     wvc_torch.load_model(nets.MobileNetV2().eval(), str(out), strict=True)  # every key and shape
     info = run_cli("info", out, "--json")
     assert info.returncode == 0, info.stderr

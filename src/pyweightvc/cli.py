@@ -23,12 +23,15 @@ import numpy as np
 
 from . import __version__
 from .codec import DEFAULT_PRESET, DEFAULT_QP, PRESETS
-from .container import RAW_DTYPES, _atomic_write, _shape, dtype_name, safe_open, save_file
+from .container import RAW_DTYPES, _atomic_write, _current_umask, safe_open, save_file
 from .errors import WeightVCError
 from .policy import Policy
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CORRUPT = 0, 1, 2, 3
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin")
+SAFETENSORS_META_KEY = "safetensors_metadata"  # the source file's own metadata, restored on decompress
+FOLDER_MANIFEST = "pyweightvc.json"  # in a compressed model folder: which .wvc is which shard
+SAFETENSORS_INDEX = "model.safetensors.index.json"
 
 
 class InputError(Exception):
@@ -43,13 +46,14 @@ def _is_tensor(x: Any) -> bool:
     return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach") or isinstance(x, np.ndarray)
 
 
-def load_checkpoint(path: str) -> tuple[dict, str]:
+def load_checkpoint(path: str) -> tuple[dict, str, dict]:
     """Tensors of a PyTorch checkpoint (weights_only) or a .safetensors file, in
-    file order; returns (tensors, a note on what was read)."""
+    file order; returns (tensors, a note on what was read, metadata to keep)."""
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such file")
     if path.endswith(".safetensors"):
-        return _load_safetensors(path), "safetensors"
+        tensors, st_meta = _load_safetensors(path)
+        return tensors, "safetensors", {SAFETENSORS_META_KEY: json.dumps(st_meta or {}, sort_keys=True)}
     if not path.endswith(CHECKPOINT_SUFFIXES):
         raise InputError(f"{path}: unknown checkpoint type; expected {', '.join(CHECKPOINT_SUFFIXES)} or .safetensors")
     try:
@@ -71,7 +75,8 @@ def load_checkpoint(path: str) -> tuple[dict, str]:
         ) from None
     except Exception as exc:  # zip, EOF, magic-number errors differ across torch versions
         raise InputError(f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
-    return _state_dict_of(obj, path)
+    tensors, note = _state_dict_of(obj, path)
+    return tensors, note, {}
 
 
 def _state_dict_of(obj: Any, path: str) -> tuple[dict, str]:
@@ -87,7 +92,7 @@ def _state_dict_of(obj: Any, path: str) -> tuple[dict, str]:
     raise InputError(f"{path}: not a state_dict but a {type(obj).__name__}")
 
 
-def _load_safetensors(path: str) -> dict:
+def _load_safetensors(path: str) -> tuple[dict, dict]:
     try:
         from safetensors import SafetensorError, safe_open as st_open
     except ImportError:
@@ -100,7 +105,7 @@ def _load_safetensors(path: str) -> dict:
         framework = "np"
     try:
         with st_open(path, framework=framework) as f:
-            return {k: f.get_tensor(k) for k in f.keys()}
+            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
     except (SafetensorError, OSError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: not a readable .safetensors file ({exc})") from None
 
@@ -143,7 +148,7 @@ def build_policy(args) -> Policy:
             raise InputError(f"--policy {args.policy}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
             raise InputError(f"--policy {args.policy}: not JSON ({exc})") from None
-        allowed = {"qp", "lossless", "preset", "min_elements", "conv_storage", "conv_per_channel", "overrides"}
+        allowed = {"qp", "lossless", "preset", "min_elements", "conv_storage", "per_channel", "overrides"}
         if not isinstance(kwargs, dict) or set(kwargs) - allowed:
             extra = sorted(set(kwargs) - allowed) if isinstance(kwargs, dict) else kwargs
             raise InputError(f"--policy {args.policy}: unknown keys {extra}; allowed: {', '.join(sorted(allowed))}")
@@ -194,22 +199,31 @@ def _print_summary(s: dict, out) -> None:
           f"{bpw}{s['seconds']:.1f} s", file=out)
 
 
-def cmd_compress(args) -> dict:
-    if args.output is None:
-        raise InputError("compress: give the output file with -o OUT.wvc")
-    policy = build_policy(args)
-    t0 = time.perf_counter()
-    tensors, note = load_checkpoint(args.input)
-    total = sum(_numel(_shape(t)) for t in tensors.values())
+def _compress_one(src: str, dst: str, policy: Policy, args, bar) -> tuple[dict, str]:
+    tensors, note, extra_meta = load_checkpoint(src)
     for name in policy.unmatched(tensors):
-        print(f"warning: override pattern {name!r} matches no tensor", file=sys.stderr)
+        print(f"warning: {src}: override pattern {name!r} matches no tensor", file=sys.stderr)
+    header = save_file(tensors, dst, policy=policy, threads=args.threads,
+                       metadata={"source": os.path.basename(src), "source_kind": note, **extra_meta},
+                       progress=lambda name, n: bar.update(n))
+    return header, note
+
+
+def _progress_bar(total: int, args, desc: str):
     from tqdm import tqdm
 
-    with tqdm(total=total, unit="w", unit_scale=True, desc="compress", disable=args.json or None,
-              file=sys.stderr) as bar:
-        header = save_file(tensors, args.output, policy=policy, threads=args.threads,
-                           metadata={"source": os.path.basename(args.input), "source_kind": note},
-                           progress=lambda name, n: bar.update(n))
+    return tqdm(total=total, unit="w", unit_scale=True, desc=desc, disable=args.json or None, file=sys.stderr)
+
+
+def cmd_compress(args) -> dict:
+    if args.output is None:
+        raise InputError("compress: give the output with -o OUT.wvc (or -o OUT_FOLDER for a model folder)")
+    policy = build_policy(args)
+    if os.path.isdir(args.input):
+        return _compress_folder(args, policy)
+    t0 = time.perf_counter()
+    with _progress_bar(0, args, "compress") as bar:
+        header, note = _compress_one(args.input, args.output, policy, args, bar)
     summary = _summary(header, os.path.getsize(args.output), time.perf_counter() - t0)
     summary.update(input=args.input, output=args.output, read=note)
     if not args.json:
@@ -217,30 +231,95 @@ def cmd_compress(args) -> dict:
     return summary
 
 
-def cmd_decompress(args) -> dict:
-    if args.output is None:
-        raise InputError("decompress: give the output file with -o OUT.pt or OUT.safetensors")
-    if not args.output.endswith((".pt", ".pth", ".bin", ".safetensors")):
-        raise InputError(f"{args.output}: output must end in .pt, .pth, .bin or .safetensors")
+def _model_shards(folder: str) -> list[str]:
+    """The .safetensors files of a model folder: those its index names, or all."""
+    index = os.path.join(folder, SAFETENSORS_INDEX)
+    if os.path.isfile(index):
+        try:
+            with open(index) as f:
+                weight_map = json.load(f)["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"{index}: not a safetensors index ({exc})") from None
+        missing = [s for s in shards if not os.path.isfile(os.path.join(folder, s)) or os.sep in s]
+        if missing:
+            raise InputError(f"{index} names shards that are not in the folder: {missing}")
+        return shards
+    shards = sorted(n for n in os.listdir(folder) if n.endswith(".safetensors"))
+    if not shards:
+        raise InputError(f"{folder}: a folder to compress must hold .safetensors files")
+    return shards
+
+
+def _copy_other_files(src: str, dst: str, skip) -> None:
+    import shutil
+
+    for name in sorted(os.listdir(src)):
+        if skip(name):
+            continue
+        s, d = os.path.join(src, name), os.path.join(dst, name)
+        if os.path.isdir(s):
+            shutil.copytree(s, d, dirs_exist_ok=True)
+        else:
+            shutil.copy2(s, d)
+
+
+def _compress_folder(args, policy: Policy) -> dict:
+    """A model folder (sharded or not): each .safetensors shard becomes a .wvc, one
+    shard in memory at a time; every other file (index, config, tokenizer) is copied."""
+    src, out = args.input, args.output
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise InputError(f"{out}: exists and is not a folder")
+    if os.path.abspath(src) == os.path.abspath(out):
+        raise InputError("the output folder must differ from the input folder")
+    shards = _model_shards(src)
+    from safetensors import safe_open as st_open
+
+    total = 0
+    for shard in shards:
+        with st_open(os.path.join(src, shard), framework="np") as f:
+            total += sum(_numel(f.get_slice(k).get_shape()) for k in f.keys())
+    os.makedirs(out, exist_ok=True)
     t0 = time.perf_counter()
+    manifest, headers, size = {}, {}, 0
+    with _progress_bar(total, args, "compress") as bar:
+        for shard in shards:
+            target = shard[: -len(".safetensors")] + ".wvc"
+            header, _ = _compress_one(os.path.join(src, shard), os.path.join(out, target), policy, args, bar)
+            manifest[target] = shard
+            headers.update({f"{shard}:{k}": v for k, v in header.items()})
+            size += os.path.getsize(os.path.join(out, target))
+    _copy_other_files(src, out, skip=lambda n: n in shards or n == FOLDER_MANIFEST)
+    _atomic_write(os.path.join(out, FOLDER_MANIFEST),
+                  [json.dumps({"format": "pyweightvc-folder", "version": 1, "shards": manifest}, indent=1).encode()])
+    summary = _summary(headers, size, time.perf_counter() - t0)
+    summary.update(input=src, output=out, shards=len(shards))
+    if not args.json:
+        _print_summary(summary, sys.stdout)
+    return summary
+
+
+def _write_checkpoint(src: str, dst: str, threads) -> int:
+    """Decode one .wvc file into a .pt or .safetensors file (atomically)."""
+    import tempfile
+
     try:
         import torch
     except ImportError:
         torch = None
-    if torch is None and not args.output.endswith(".safetensors"):
+    if torch is None and not dst.endswith(".safetensors"):
         raise InputError("writing .pt needs torch: pip install torch")
     from .container import load_file
 
-    if not os.path.isfile(args.input):
-        raise InputError(f"{args.input}: no such file")
-    tensors = load_file(args.input, like="torch" if torch else "numpy", threads=args.threads)
-    directory = os.path.dirname(os.path.abspath(args.output))
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(args.output)[1], dir=directory)
+    if not os.path.isfile(src):
+        raise InputError(f"{src}: no such file")
+    with safe_open(src) as f:
+        st_meta = f.metadata().get(SAFETENSORS_META_KEY)
+    tensors = load_file(src, like="torch" if torch else "numpy", threads=threads)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(dst)[1], dir=os.path.dirname(os.path.abspath(dst)))
     os.close(fd)
     try:
-        if args.output.endswith(".safetensors"):
+        if dst.endswith(".safetensors"):
             # safetensors stores no shared tensors: tied ones become copies
             seen, unique = set(), {}
             for k, v in tensors.items():
@@ -250,19 +329,47 @@ def cmd_decompress(args) -> dict:
                 from safetensors.torch import save_file as st_save
             else:
                 from safetensors.numpy import save_file as st_save
-            st_save(unique, tmp)
+            st_save(unique, tmp, metadata=json.loads(st_meta) if st_meta else {"format": "pt"})
         else:
             torch.save(tensors, tmp)
-        os.replace(tmp, args.output)
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.replace(tmp, dst)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    summary = {"input": args.input, "output": args.output, "tensors": len(tensors),
-               "output_bytes": os.path.getsize(args.output), "seconds": round(time.perf_counter() - t0, 3)}
+    return len(tensors)
+
+
+def cmd_decompress(args) -> dict:
+    if args.output is None:
+        raise InputError("decompress: give the output with -o OUT.pt, OUT.safetensors or OUT_FOLDER")
+    t0 = time.perf_counter()
+    if os.path.isdir(args.input):
+        manifest_path = os.path.join(args.input, FOLDER_MANIFEST)
+        try:
+            with open(manifest_path) as f:
+                shards = json.load(f)["shards"]
+            assert isinstance(shards, dict)
+        except (OSError, ValueError, KeyError, AssertionError) as exc:
+            raise InputError(f"{args.input}: not a folder written by pyweightvc compress ({exc})") from None
+        os.makedirs(args.output, exist_ok=True)
+        count = 0
+        for wvc_name, st_name in shards.items():
+            if os.sep in wvc_name or os.sep in st_name or not st_name.endswith(".safetensors"):
+                raise InputError(f"{manifest_path}: bad shard entry {wvc_name!r}: {st_name!r}")
+            count += _write_checkpoint(os.path.join(args.input, wvc_name), os.path.join(args.output, st_name), args.threads)
+        _copy_other_files(args.input, args.output, skip=lambda n: n in shards or n == FOLDER_MANIFEST)
+        size = sum(os.path.getsize(os.path.join(args.output, s)) for s in shards.values())
+    else:
+        if not args.output.endswith((".pt", ".pth", ".bin", ".safetensors")):
+            raise InputError(f"{args.output}: output must end in .pt, .pth, .bin or .safetensors")
+        count = _write_checkpoint(args.input, args.output, args.threads)
+        size = os.path.getsize(args.output)
+    summary = {"input": args.input, "output": args.output, "tensors": count, "output_bytes": size,
+               "seconds": round(time.perf_counter() - t0, 3)}
     if not args.json:
-        print(f"wrote {args.output}: {summary['tensors']} tensors, {summary['output_bytes']:,} bytes, "
-              f"{summary['seconds']:.1f} s")
+        print(f"wrote {args.output}: {count} tensors, {size:,} bytes, {summary['seconds']:.1f} s")
     return summary
 
 
@@ -316,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--qp", type=int, default=None, help=f"HEVC QP for linear layers, 0..51 (default {DEFAULT_QP})")
     c.add_argument("--lossless", action="store_const", const=True, default=None,
                    help="code linear layers' int8 levels losslessly")
-    c.add_argument("--policy", help="JSON file: {qp, lossless, preset, min_elements, conv_storage, conv_per_channel, overrides}")
+    c.add_argument("--policy", help="JSON file: {qp, lossless, preset, min_elements, conv_storage, per_channel, overrides}")
     c.add_argument("--override", action="append", metavar="PATTERN=key:value[,key:value]",
                    help="per-tensor settings by glob, re:REGEX or kind:KIND, e.g. 'classifier.*=qp:30' (repeatable)")
     c.add_argument("--preset", choices=PRESETS, default=None, help=f"x265 preset (default {DEFAULT_PRESET})")

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional
 import numpy as np
 
 from . import _core
-from ._arrays import DTYPE_NAMES, OUT_LEVELS, allocate_output, as_matrix, matrix_dims
+from ._arrays import DTYPE_NAMES, allocate_output, matrix_dims
 from .codec import Decoder, Encoder, QuantizedTensor, quantize, read_header
 from .errors import ContainerError, WeightVCError
 from .policy import Policy, TensorPlan

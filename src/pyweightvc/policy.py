@@ -1,18 +1,18 @@
 """Which tensor of a model takes which path.
 
 Default (the paper's pipeline): 2-D float weights (fully connected / linear
-layers, embeddings) are quantised per tensor, symmetric, and go through lossy HEVC
-at the chosen QP; float tensors of rank >= 3 (convolution kernels) keep their
-8-bit levels exactly (deflate-coded, ``storage="int8"``); 1-D tensors (biases,
-norms), tensors under ``min_elements`` and every integer, bool or float64 tensor
-are stored raw in their dtype.
+layers, embeddings) go through lossy HEVC at the chosen QP; float tensors of rank
+>= 3 (convolution kernels) keep their 8-bit levels exactly (deflate-coded,
+``storage="int8"``); 1-D tensors (biases, norms), tensors under ``min_elements``
+and every integer, bool or float64 tensor are stored raw in their dtype.
 
-One measured departure from the paper: convolution kernels are quantised per
-output channel by default (``conv_per_channel``). On MobileNetV2 and
-EfficientNet-Lite0, whose depthwise kernels differ widely in range per channel,
-per-tensor int8 kernels alone drop top-1 agreement with the float model to
-85 % / 87.5 %; per channel keeps 93.8 % / 93.1 % for 12 % more kernel bytes
-(docs/benchmarks.md).
+One measured departure from the paper: weights are quantised per output channel
+(``per_channel=True``; the paper used one scale per tensor, which
+``per_channel=False`` restores). On MiniLM, per-tensor scales collapse the
+embeddings (cosine 0.39 to the float model at QP 22, 0.79 even at QP 12) while
+per channel keeps 0.96 at QP 22; on MobileNetV2 and EfficientNet-Lite0 the two
+are level at equal file size, and per-tensor int8 depthwise kernels alone cost
+8 points of top-1 agreement (docs/benchmarks.md).
 
 Overrides map a key to settings. A key is a glob on the tensor name
 (``"*.embeddings.*"``), a regular expression (``"re:^encoder\\.layer\\.[0-5]\\."``)
@@ -108,7 +108,7 @@ class Policy:
         preset: str = DEFAULT_PRESET,
         min_elements: int = DEFAULT_MIN_ELEMENTS,
         conv_storage: str = "int8",
-        conv_per_channel: bool = True,
+        per_channel: bool = True,
         overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
     ):
         base = _check_settings("<defaults>", {"qp": qp, "lossless": lossless, "preset": preset})
@@ -119,9 +119,9 @@ class Policy:
         self.qp, self.lossless, self.preset = base["qp"], base["lossless"], base["preset"]
         self.min_elements = min_elements
         self.conv_storage = conv_storage
-        if not isinstance(conv_per_channel, bool):
-            raise ValueError(f"conv_per_channel must be true or false, got {conv_per_channel!r}")
-        self.conv_per_channel = conv_per_channel
+        if not isinstance(per_channel, bool):
+            raise ValueError(f"per_channel must be true or false, got {per_channel!r}")
+        self.per_channel = per_channel
         self.kind_overrides: list[tuple[str, dict]] = []
         self.name_overrides: list[tuple[str, Any, dict]] = []
         for key, settings in (overrides or {}).items():
@@ -144,10 +144,11 @@ class Policy:
 
     def _default(self, kind: str) -> TensorPlan:
         if kind == "linear":
-            return TensorPlan("hevc", kind, qp=None if self.lossless else self.qp, lossless=self.lossless, preset=self.preset)
+            return TensorPlan("hevc", kind, qp=None if self.lossless else self.qp, lossless=self.lossless,
+                              per_channel=self.per_channel, preset=self.preset)
         if kind == "conv":
             return TensorPlan(self.conv_storage, kind, lossless=self.conv_storage == "hevc",
-                              per_channel=self.conv_per_channel, preset=self.preset)
+                              per_channel=self.per_channel, preset=self.preset)
         return TensorPlan("raw", kind)
 
     def plan(self, name: str, dtype: str, shape: tuple[int, ...]) -> TensorPlan:
@@ -186,7 +187,7 @@ class Policy:
             {
                 "qp": self.qp, "lossless": self.lossless, "preset": self.preset,
                 "min_elements": self.min_elements, "conv_storage": self.conv_storage,
-                "conv_per_channel": self.conv_per_channel,
+                "per_channel": self.per_channel,
                 "overrides": self._overrides,
             },
             sort_keys=True,

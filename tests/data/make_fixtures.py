@@ -45,6 +45,17 @@ def write_container():
     (HERE / "tiny_model_v1.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
+def write_numcodecs_chunk():
+    from pyweightvc.numcodecs import PyWeightVC
+
+    codec = PyWeightVC(qp=20, per_channel=True)
+    chunk = (np.random.default_rng(7).standard_normal((32, 48)) * 0.1).astype(np.float32)
+    blob = codec.encode(chunk)
+    (HERE / "numcodecs_chunk_v1.bin").write_bytes(blob)
+    np.save(HERE / "numcodecs_chunk_v1.expected.npy", codec.decode(blob))
+    (HERE / "numcodecs_chunk_v1.json").write_text(json.dumps(codec.get_config(), indent=1) + "\n")
+
+
 def main():
     rng = np.random.default_rng(2026)
     w = (rng.standard_normal((48, 80)) * 0.05).astype(np.float32)
@@ -53,6 +64,7 @@ def main():
     t = torch.from_numpy(w[:, :33]).to(torch.bfloat16)
     write("v1_bf16_asym_4bit", t, qp=18, bits=4, symmetric=False)
     write_container()
+    write_numcodecs_chunk()
 
 
 if __name__ == "__main__":
