@@ -54,18 +54,22 @@ def table(headers, rows) -> str:
 def rate_section(mats, results, repeats):
     rows = []
     for name, w in mats.items():
-        q, s, z = wvc.quantize(w)
-        int8_snr = snr_db(w, wvc.dequantize(q, s, z))
-        rows.append([name, "int8 (no coding)", w.size, f"{8:.3f}", f"{int8_snr:.2f}", f"{w.nbytes / w.size:.1f}"])
-        for qp in QPS + [None]:
-            blob = wvc.encode(w, **({"lossless": True} if qp is None else {"qp": qp}))
-            snr = snr_db(w, wvc.decode(blob))
-            bpw = 8 * len(blob) / w.size
-            label = "lossless" if qp is None else f"QP {qp}"
-            rows.append([name, label, len(blob), f"{bpw:.3f}", f"{snr:.2f}", f"{32 / bpw:.1f}"])
-            results["rate"].append(dict(matrix=name, setting=label, bytes=len(blob), bpw=bpw, snr_db=snr))
+        for per_channel in (False, True):
+            scheme = "per channel" if per_channel else "per tensor"
+            q, s, z = wvc.quantize(w, per_channel=per_channel)
+            int8_snr = snr_db(w, wvc.dequantize(q, s, z))
+            rows.append([name, scheme, "int8 (no coding)", w.size, f"{8:.3f}", f"{int8_snr:.2f}", "4.0"])
+            for qp in QPS + [None]:
+                setting = {"lossless": True} if qp is None else {"qp": qp}
+                blob = wvc.encode(w, per_channel=per_channel, **setting)
+                snr = snr_db(w, wvc.decode(blob))
+                bpw = 8 * len(blob) / w.size
+                label = "lossless" if qp is None else f"QP {qp}"
+                rows.append([name, scheme, label, len(blob), f"{bpw:.3f}", f"{snr:.2f}", f"{32 / bpw:.1f}"])
+                results["rate"].append(dict(matrix=name, per_channel=per_channel, setting=label, bytes=len(blob),
+                                            bpw=bpw, snr_db=snr))
     print("\n### Size and fidelity per QP (preset %s)\n" % wvc.lib_info()["default_preset"])
-    print(table(["matrix", "setting", "bytes", "bits/weight", "weight SNR dB", "ratio vs fp32"], rows))
+    print(table(["matrix", "scales", "setting", "bytes", "bits/weight", "weight SNR dB", "ratio vs fp32"], rows))
 
 
 def presets_section(mats, results, repeats, presets):

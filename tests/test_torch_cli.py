@@ -168,3 +168,74 @@ def test_command_errors(tmp_path, make, args, code, message):
     assert "Traceback" not in r.stderr
     assert "pwned" not in r.stdout
     assert not (tmp_path / "x.wvc").exists()
+
+
+def make_sharded_folder(folder, tensors, shards=3):
+    """A Hugging Face style folder: shards, their index, and a config file."""
+    from safetensors.torch import save_file
+
+    folder.mkdir()
+    names = list(tensors)
+    weight_map = {}
+    for i in range(shards):
+        part = names[i::shards]
+        fname = f"model-{i + 1:05d}-of-{shards:05d}.safetensors"
+        save_file({k: tensors[k] for k in part}, str(folder / fname), metadata={"format": "pt"})
+        weight_map.update({k: fname for k in part})
+    index = {"metadata": {"total_size": 0}, "weight_map": weight_map}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
+    (folder / "config.json").write_text('{"hidden_size": 64}')
+    (folder / "sub").mkdir()
+    (folder / "sub" / "extra.txt").write_text("kept")
+    return weight_map
+
+
+def test_sharded_folder_round_trip(tmp_path):
+    torch.manual_seed(0)
+    tensors = {f"layer{i}.weight": torch.randn(64, 128) * 0.05 for i in range(5)}
+    tensors.update({f"layer{i}.bias": torch.randn(64) for i in range(5)})
+    src = tmp_path / "model"
+    weight_map = make_sharded_folder(src, tensors)
+    out, back = tmp_path / "model-wvc", tmp_path / "model-back"
+    r = run_cli("compress", src, "-o", out, "--qp", 20, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["shards"] == 3
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["config.json", "model.safetensors.index.json", "pyweightvc.json", "sub"]
+        + [f"model-{i:05d}-of-00003.wvc" for i in (1, 2, 3)])
+    r = run_cli("decompress", out, "-o", back)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((back / "model.safetensors.index.json").read_text())["weight_map"] == weight_map
+    assert (back / "sub" / "extra.txt").read_text() == "kept"
+    from safetensors import safe_open as st_open
+
+    for fname in set(weight_map.values()):
+        with st_open(str(back / fname), framework="pt") as f:
+            assert f.metadata() == {"format": "pt"}
+            for k in f.keys():
+                got, want = f.get_tensor(k), tensors[k]
+                assert weight_map[k] == fname and got.shape == want.shape
+                if k.endswith("bias"):
+                    assert torch.equal(got, want)
+                else:
+                    assert (got - want).abs().max() < want.abs().max() / 4
+
+
+@pytest.mark.slow
+def test_minilm_folder_round_trip_loads_in_sentence_transformers(tmp_path):
+    st = pytest.importorskip("sentence_transformers", reason="MiniLM check needs sentence-transformers")
+    import shutil
+
+    from pyweightvc.bench import fidelity, models
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    src = tmp_path / "minilm"
+    shutil.copytree(models.minilm_path().parent, src)
+    out, back = tmp_path / "minilm-wvc", tmp_path / "minilm-back"
+    assert cli.main(["compress", str(src), "-o", str(out), "--qp", "16", "--json"]) == 0
+    assert cli.main(["decompress", str(out), "-o", str(back), "--json"]) == 0
+    text = [f"sentence number {i} about {w}" for i, w in enumerate(["cats", "compression", "video", "weights"] * 10)]
+    ref = st.SentenceTransformer(str(src), device="cpu").encode(text)
+    got = st.SentenceTransformer(str(back), device="cpu").encode(text)
+    agreement = fidelity.embedding_agreement(ref, got)
+    assert agreement["cosine"] > 0.98, agreement

@@ -334,10 +334,7 @@ class WvcFile:
     def __init__(self, path: str, threads: Optional[int] = None):
         self.path = os.fspath(path)
         self._threads = threads
-        try:
-            self._file = open(self.path, "rb")
-        except OSError as exc:
-            raise exc
+        self._file = open(self.path, "rb")
         try:
             size = os.fstat(self._file.fileno()).st_size
             self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
