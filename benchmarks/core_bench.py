@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 import pyweightvc as wvc
+from pyweightvc.bench.fidelity import weight_snr_db as snr_db
 from pyweightvc.bench.models import real_matrices
 
 QPS = [12, 18, 24, 30, 36]
@@ -37,12 +38,6 @@ def median_time(fn, repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
-
-
-def snr_db(w, w2) -> float:
-    w = np.asarray(w, np.float64)
-    err = ((w - np.asarray(w2, np.float64)) ** 2).sum()
-    return float("inf") if err == 0 else float(10 * np.log10((w**2).sum() / err))
 
 
 def table(headers, rows) -> str:

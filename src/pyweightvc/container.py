@@ -499,7 +499,7 @@ def safe_open(path: str, threads: Optional[int] = None) -> WvcFile:
 def load_file(path: str, like: str = "numpy", threads: Optional[int] = None) -> dict:
     """Decode every tensor of a .wvc file, in parallel across tensors, in file order.
     Tied tensors come back as one object under each name."""
-    with safe_open(path, threads=1) as f:
+    with safe_open(path, threads=threads) as f:
         names = f.keys()
         stored = {n: f._stored(n)[0] for n in names}
         unique = list(dict.fromkeys(stored.values()))
