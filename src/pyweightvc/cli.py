@@ -200,6 +200,8 @@ def _print_summary(s: dict, out) -> None:
 
 
 def _compress_one(src: str, dst: str, policy: Policy, args, bar) -> tuple[dict, str]:
+    if src.endswith(".onnx"):
+        return _compress_onnx(src, dst, policy, args, bar), "onnx"
     tensors, note, extra_meta = load_checkpoint(src)
     for name in policy.unmatched(tensors):
         print(f"warning: {src}: override pattern {name!r} matches no tensor", file=sys.stderr)
@@ -207,6 +209,21 @@ def _compress_one(src: str, dst: str, policy: Policy, args, bar) -> tuple[dict, 
                        metadata={"source": os.path.basename(src), "source_kind": note, **extra_meta},
                        progress=lambda name, n: bar.update(n))
     return header, note
+
+
+def _compress_onnx(src: str, dst: str, policy: Policy, args, bar) -> dict:
+    try:
+        from . import onnx as wvc_onnx
+    except ImportError:
+        raise InputError("ONNX models need the onnx package: pip install onnx") from None
+    if not os.path.isfile(src):
+        raise InputError(f"{src}: no such file")
+    try:
+        return wvc_onnx.compress(src, dst, policy=policy, threads=args.threads,
+                                 metadata={"source": os.path.basename(src), "source_kind": "onnx"},
+                                 progress=lambda name, n: bar.update(n))
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _progress_bar(total: int, args, desc: str):
@@ -341,6 +358,32 @@ def _write_checkpoint(src: str, dst: str, threads) -> int:
     return len(tensors)
 
 
+def _write_onnx(src: str, dst: str, fmt: str) -> tuple[int, int]:
+    try:
+        from . import onnx as wvc_onnx
+    except ImportError:
+        raise InputError("ONNX models need the onnx package: pip install onnx") from None
+    if not os.path.isfile(src):
+        raise InputError(f"{src}: no such file")
+    try:
+        model = wvc_onnx.decompress(src, format=fmt)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=os.path.dirname(os.path.abspath(dst)))
+    os.close(fd)
+    try:
+        wvc_onnx.save(model, tmp)
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return len(model.graph.initializer), os.path.getsize(dst)
+
+
 def cmd_decompress(args) -> dict:
     if args.output is None:
         raise InputError("decompress: give the output with -o OUT.pt, OUT.safetensors or OUT_FOLDER")
@@ -361,9 +404,11 @@ def cmd_decompress(args) -> dict:
             count += _write_checkpoint(os.path.join(args.input, wvc_name), os.path.join(args.output, st_name), args.threads)
         _copy_other_files(args.input, args.output, skip=lambda n: n in shards or n == FOLDER_MANIFEST)
         size = sum(os.path.getsize(os.path.join(args.output, s)) for s in shards.values())
+    elif args.output.endswith(".onnx"):
+        count, size = _write_onnx(args.input, args.output, args.format)
     else:
         if not args.output.endswith((".pt", ".pth", ".bin", ".safetensors")):
-            raise InputError(f"{args.output}: output must end in .pt, .pth, .bin or .safetensors")
+            raise InputError(f"{args.output}: output must end in .pt, .pth, .bin, .safetensors or .onnx")
         count = _write_checkpoint(args.input, args.output, args.threads)
         size = os.path.getsize(args.output)
     summary = {"input": args.input, "output": args.output, "tensors": count, "output_bytes": size,
@@ -417,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"pyweightvc {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
-    c = sub.add_parser("compress", help="checkpoint (.pt/.pth/.bin/.safetensors) -> .wvc")
+    c = sub.add_parser("compress", help="checkpoint (.pt/.pth/.bin/.safetensors/.onnx or a model folder) -> .wvc")
     c.add_argument("input")
     c.add_argument("-o", "--output")
     c.add_argument("--qp", type=int, default=None, help=f"HEVC QP for linear layers, 0..51 (default {DEFAULT_QP})")
@@ -431,9 +476,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     c.set_defaults(run=cmd_compress)
 
-    d = sub.add_parser("decompress", help=".wvc -> .pt or .safetensors")
+    d = sub.add_parser("decompress", help=".wvc -> .pt, .safetensors or .onnx (or a folder back)")
     d.add_argument("input")
     d.add_argument("-o", "--output")
+    d.add_argument("--format", choices=("float", "qdq"), default="float",
+                   help="ONNX output: float weights, or int8 weights behind DequantizeLinear (qdq)")
     d.add_argument("--threads", type=int, default=None)
     d.add_argument("--json", action="store_true")
     d.set_defaults(run=cmd_decompress)

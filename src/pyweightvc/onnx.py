@@ -1,0 +1,188 @@
+"""ONNX models in, ONNX models out.
+
+    from pyweightvc import onnx as wvc_onnx
+    wvc_onnx.compress("model.onnx", "model.wvc", qp=24)
+    model = wvc_onnx.decompress("model.wvc", format="float")   # or "qdq"
+
+The weights the policy quantises (graph initializers and the tensors of Constant
+nodes: MatMul/Gemm matrices through HEVC, Conv and LSTM kernels as int8 levels)
+go into the .wvc file as usual; everything else — the graph with its nodes,
+attributes, opsets, metadata and the tensors stored raw — is kept verbatim as a
+serialised ModelProto whose extracted tensors have their data cleared, so the
+model is rebuilt exactly but for the quantised weights.
+
+``format="qdq"`` keeps the quantised weights 8-bit inside the model: each becomes
+an int8 initializer with its scale and zero point feeding a DequantizeLinear node
+whose output has the original name, which ONNX Runtime runs as is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from .container import safe_open, save_file
+from .policy import Policy
+
+MODEL_KEY = "__onnx_model__"
+CONSTANT_PREFIX = "__constant__:"
+_FLOAT_TYPES = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16", TensorProto.BFLOAT16: "bfloat16"}
+_TWO_GB = 2**31 - 1
+
+
+def _load(model_or_path: Any) -> onnx.ModelProto:
+    if isinstance(model_or_path, onnx.ModelProto):
+        return model_or_path
+    path = os.fspath(model_or_path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        return onnx.load(path)  # external data (a side file) is read too
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise ValueError(f"{path}: not an ONNX model ({type(exc).__name__}: {exc})") from None
+
+
+def _check_references(model: onnx.ModelProto) -> None:
+    """Every node input must be a graph input, an initializer or a node output."""
+    graph = model.graph
+    known = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    for node in graph.node:
+        missing = [i for i in node.input if i not in known]
+        if missing:
+            raise ValueError(f"node {node.name or node.op_type!r} ({node.op_type}) uses {missing}, "
+                             "which no graph input, initializer or earlier node provides")
+        known.update(node.output)
+
+
+def _strip(t: TensorProto) -> None:
+    """Clear a tensor's data in place, keeping name, type and dims."""
+    for field in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data",
+                  "string_data", "external_data"):
+        t.ClearField(field)
+    t.data_location = TensorProto.DEFAULT
+
+
+def _to_array(t: TensorProto) -> np.ndarray:
+    arr = numpy_helper.to_array(t)
+    if t.data_type == TensorProto.BFLOAT16 and arr.dtype.name != "bfloat16":
+        raise TypeError(f"tensor {t.name!r}: this onnx cannot give bfloat16 as numpy (install ml_dtypes)")
+    return np.ascontiguousarray(arr)
+
+
+def compress(model_or_path: Any, path: str, qp: int = 24, policy: Optional[Policy] = None,
+             metadata: Optional[dict] = None, **options: Any) -> dict:
+    """Compress an ONNX model (path or ModelProto) into a .wvc file; returns its header."""
+    model = onnx.ModelProto()
+    model.CopyFrom(_load(model_or_path))
+    _check_references(model)
+    policy = policy or Policy(qp)
+    tensors: dict = {}
+    places = []  # (container key, "initializer" | "constant", initializer or node-output name)
+
+    def take(key: str, t: TensorProto, kind: str, where: str) -> None:
+        if t.data_type not in _FLOAT_TYPES:
+            return
+        plan = policy.plan(key, _FLOAT_TYPES[t.data_type], tuple(t.dims))
+        if plan.storage == "raw":
+            return
+        tensors[key] = _to_array(t)
+        places.append((key, kind, where))
+        _strip(t)
+
+    names = {t.name for t in model.graph.initializer}
+    if MODEL_KEY in names or any(n.startswith(CONSTANT_PREFIX) for n in names):
+        raise ValueError(f"initializer names {MODEL_KEY!r} and {CONSTANT_PREFIX}* are reserved")
+    for t in model.graph.initializer:
+        take(t.name, t, "initializer", t.name)
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                    take(CONSTANT_PREFIX + node.output[0], attr.t, "constant", node.output[0])
+    skeleton = model.SerializeToString()
+    tensors[MODEL_KEY] = np.frombuffer(skeleton, dtype=np.uint8)
+    meta = {"onnx_tensors": json.dumps(places), **(metadata or {})}
+    return save_file(tensors, path, policy=policy, metadata=meta, **options)
+
+
+def _float_tensor(name: str, arr: np.ndarray, data_type: int) -> TensorProto:
+    if data_type == TensorProto.BFLOAT16:
+        bits = arr.astype(np.float32).view(np.uint32)
+        bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)  # round to nearest even
+        t = helper.make_tensor(name, data_type, arr.shape, bits.tobytes(), raw=True)
+        return t
+    np_type = {TensorProto.FLOAT: np.float32, TensorProto.FLOAT16: np.float16}[data_type]
+    return numpy_helper.from_array(arr.astype(np_type, copy=False), name)
+
+
+def decompress(path: str, format: str = "float") -> onnx.ModelProto:
+    """Rebuild the ONNX model from a .wvc file written by :func:`compress`.
+
+    format="float": the quantised weights decoded to their float dtype.
+    format="qdq": quantised initializers stay int8 behind DequantizeLinear nodes
+    (float32 weights; models below opset 13 are converted to 13 first);
+    Constant-node tensors are decoded to floats.
+    """
+    if format not in ("float", "qdq"):
+        raise ValueError(f"format must be 'float' or 'qdq', got {format!r}")
+    with safe_open(path) as f:
+        if MODEL_KEY not in f.keys():
+            raise ValueError(f"{path}: not a .wvc file made from an ONNX model")
+        model = onnx.ModelProto()
+        model.ParseFromString(f.get_tensor(MODEL_KEY).tobytes())
+        places = json.loads(f.metadata().get("onnx_tensors", "[]"))
+        opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+        if format == "qdq" and opset < 13:
+            # per-axis DequantizeLinear needs opset 13: convert the graph (the
+            # converter rewrites ops whose signature changed, e.g. Squeeze, Split)
+            from onnx import version_converter
+
+            try:
+                model = version_converter.convert_version(model, 13)
+            except Exception as exc:
+                raise ValueError(f"qdq export needs opset >= 13 and converting from opset {opset} failed: {exc}") from None
+            opset = 13
+        inits = {t.name: t for t in model.graph.initializer}
+        consts = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+        dq_nodes = []
+        for key, kind, where in places:
+            if kind == "constant":
+                attr = next(a for a in consts[where].attribute if a.name == "value")
+                attr.t.CopyFrom(_float_tensor(attr.t.name, f.get_tensor(key), attr.t.data_type))
+                continue
+            t = inits[where]
+            if format == "float":
+                t.CopyFrom(_float_tensor(t.name, f.get_tensor(key), t.data_type))
+                continue
+            if t.data_type != TensorProto.FLOAT:
+                raise ValueError(f"qdq export needs float32 weights (tensor {where!r} is {_FLOAT_TYPES[t.data_type]})")
+            qt = f.get_int8(key)
+            per_channel = qt.scale.size > 1
+            q_name, s_name, z_name = f"{where}_quantized", f"{where}_scale", f"{where}_zero_point"
+            t.CopyFrom(numpy_helper.from_array(qt.levels, q_name))
+            scale = qt.scale if per_channel else qt.scale.reshape(())
+            zero = qt.zero_point.astype(np.int8) if per_channel else qt.zero_point.astype(np.int8).reshape(())
+            model.graph.initializer.extend([numpy_helper.from_array(scale.astype(np.float32), s_name),
+                                            numpy_helper.from_array(zero, z_name)])
+            attrs = {"axis": 0} if per_channel else {}
+            dq_nodes.append(helper.make_node("DequantizeLinear", [q_name, s_name, z_name], [where],
+                                             name=f"{where}_dequantize", **attrs))
+    if dq_nodes:
+        nodes = dq_nodes + list(model.graph.node)
+        model.graph.ClearField("node")
+        model.graph.node.extend(nodes)
+    return model
+
+
+def save(model: onnx.ModelProto, path: str) -> None:
+    """Write a model, with its weights in a side file when it exceeds protobuf's 2 GB."""
+    if model.ByteSize() > _TWO_GB:
+        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location=os.path.basename(path) + ".data")
+    else:
+        onnx.save_model(model, path)
