@@ -6,9 +6,9 @@ Models: ddddocr's common.onnx (CNN + LSTM text reader) — accuracy is the share
 rendered strings read exactly (case-insensitive); MobileNetV2 exported from its
 PyTorch weights — top-1 agreement with the original ONNX model on 160 crops of
 real photos. Per variant: file size, accuracy, inference time for the fixed
-batch (median of 3, one ONNX Runtime session, 1 intra-op thread per session
-default settings) and peak resident memory of a fresh process that loads the
-model and runs the batch (ru_maxrss).
+batch (median of 3, one ONNX Runtime session with default settings) and peak
+resident memory of a fresh process that loads the model and runs a few inputs
+(VmHWM; ru_maxrss would carry over the parent's peak through fork and exec).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def ocr_inputs(n: int = 300):
     return out
 
 
-def run_ocr(model_path: str, inputs) -> tuple[float, float]:
+def run_ocr(model_path: str, inputs, repeats: int = 3) -> tuple[float, float]:
     import ddddocr
     from ddddocr.models import model_loader
 
@@ -62,7 +62,7 @@ def run_ocr(model_path: str, inputs) -> tuple[float, float]:
     finally:
         model_loader.ModelLoader.load_model = original
     times, reads = [], []
-    for _ in range(3):
+    for _ in range(repeats):
         t = time.perf_counter()
         reads = [ocr.classification(img) for _, img in inputs]
         times.append(time.perf_counter() - t)
@@ -86,12 +86,12 @@ def photo_batch() -> np.ndarray:
     return photos.batch(*nets.CLASSIFIERS["mobilenet_v2"][1:], per_photo=8).numpy()
 
 
-def run_classifier(model_path: str, x: np.ndarray) -> tuple[np.ndarray, float]:
+def run_classifier(model_path: str, x: np.ndarray, repeats: int = 3) -> tuple[np.ndarray, float]:
     import onnxruntime as ort
 
     sess = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     times, out = [], None
-    for _ in range(3):
+    for _ in range(repeats):
         t = time.perf_counter()
         out = np.concatenate([sess.run(None, {"input": x[i : i + 32]})[0] for i in range(0, len(x), 32)])
         times.append(time.perf_counter() - t)
@@ -99,16 +99,18 @@ def run_classifier(model_path: str, x: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def peak_memory_mb(kind: str, model_path: str) -> float:
-    """Peak RSS of a fresh process that loads the model and runs the batch."""
+    """Peak RSS of a fresh process that loads the model and runs a few inputs once
+    (20 strings / 32 crops: more inputs grow ONNX Runtime's arena for every model
+    alike and hide the model's own share)."""
     code = (
-        "import sys, resource\n"
+        "import sys\n"
         "sys.path.insert(0, %r)\n"
         "import onnx_bench as b\n"
         "if %r == 'ocr':\n"
-        "    b.run_ocr(%r, b.ocr_inputs())\n"
+        "    b.run_ocr(%r, b.ocr_inputs(20), repeats=1)\n"
         "else:\n"
-        "    b.run_classifier(%r, b.photo_batch())\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "    b.run_classifier(%r, b.photo_batch()[:32], repeats=1)\n"
+        "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))\n"
     ) % (os.path.dirname(os.path.abspath(__file__)), kind, model_path, model_path)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(r.stdout.strip().splitlines()[-1]) / 1024
