@@ -211,13 +211,19 @@ def _compress_one(src: str, dst: str, policy: Policy, args, bar) -> tuple[dict, 
     return header, note
 
 
-def _compress_onnx(src: str, dst: str, policy: Policy, args, bar) -> dict:
+def _onnx_module(src: str):
+    """pyweightvc.onnx, once the input file is known to exist."""
     try:
         from . import onnx as wvc_onnx
     except ImportError:
         raise InputError("ONNX models need the onnx package: pip install onnx") from None
     if not os.path.isfile(src):
         raise InputError(f"{src}: no such file")
+    return wvc_onnx
+
+
+def _compress_onnx(src: str, dst: str, policy: Policy, args, bar) -> dict:
+    wvc_onnx = _onnx_module(src)
     try:
         return wvc_onnx.compress(src, dst, policy=policy, threads=args.threads,
                                  metadata={"source": os.path.basename(src), "source_kind": "onnx"},
@@ -316,10 +322,24 @@ def _compress_folder(args, policy: Policy) -> dict:
     return summary
 
 
-def _write_checkpoint(src: str, dst: str, threads) -> int:
-    """Decode one .wvc file into a .pt or .safetensors file (atomically)."""
+def _write_atomically(dst: str, write) -> None:
+    """write(tmp) into a temporary file beside dst, then rename it over dst."""
     import tempfile
 
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(dst)[1], dir=os.path.dirname(os.path.abspath(dst)))
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_checkpoint(src: str, dst: str, threads) -> int:
+    """Decode one .wvc file into a .pt or .safetensors file (atomically)."""
     try:
         import torch
     except ImportError:
@@ -333,9 +353,7 @@ def _write_checkpoint(src: str, dst: str, threads) -> int:
     with safe_open(src) as f:
         st_meta = f.metadata().get(SAFETENSORS_META_KEY)
     tensors = load_file(src, like="torch" if torch else "numpy", threads=threads)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.splitext(dst)[1], dir=os.path.dirname(os.path.abspath(dst)))
-    os.close(fd)
-    try:
+    def write(tmp: str) -> None:
         if dst.endswith(".safetensors"):
             # safetensors stores no shared tensors: tied ones become copies
             seen, unique = set(), {}
@@ -349,38 +367,19 @@ def _write_checkpoint(src: str, dst: str, threads) -> int:
             st_save(unique, tmp, metadata=json.loads(st_meta) if st_meta else {"format": "pt"})
         else:
             torch.save(tensors, tmp)
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    _write_atomically(dst, write)
     return len(tensors)
 
 
 def _write_onnx(src: str, dst: str, fmt: str) -> tuple[int, int]:
-    try:
-        from . import onnx as wvc_onnx
-    except ImportError:
-        raise InputError("ONNX models need the onnx package: pip install onnx") from None
-    if not os.path.isfile(src):
-        raise InputError(f"{src}: no such file")
+    wvc_onnx = _onnx_module(src)
     try:
         model = wvc_onnx.decompress(src, format=fmt)
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".onnx", dir=os.path.dirname(os.path.abspath(dst)))
-    os.close(fd)
-    try:
-        wvc_onnx.save(model, tmp)
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    # a side file for models over 2 GB gets its final name directly
+    _write_atomically(dst, lambda tmp: wvc_onnx.save(model, tmp, data_location=os.path.basename(dst) + ".data"))
     return len(model.graph.initializer), os.path.getsize(dst)
 
 

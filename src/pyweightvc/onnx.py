@@ -179,10 +179,11 @@ def decompress(path: str, format: str = "float") -> onnx.ModelProto:
     return model
 
 
-def save(model: onnx.ModelProto, path: str) -> None:
-    """Write a model, with its weights in a side file when it exceeds protobuf's 2 GB."""
+def save(model: onnx.ModelProto, path: str, data_location: Optional[str] = None) -> None:
+    """Write a model, with its weights in a side file (default: PATH.data beside it)
+    when it exceeds protobuf's 2 GB."""
     if model.ByteSize() > _TWO_GB:
         onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=os.path.basename(path) + ".data")
+                        location=data_location or os.path.basename(path) + ".data")
     else:
         onnx.save_model(model, path)
