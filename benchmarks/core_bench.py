@@ -134,11 +134,14 @@ def options_section(mats, results, repeats):
             blob = wvc.encode(w, qp=qp, x265_params=extra)
             pts.append((8 * len(blob) / w.size, snr_db(w, wvc.decode(blob))))
         at = [bpw_at_snr(pts, t) for t in targets]
-        rows.append([label] + [f"{b:.3f}" for b in at])
-        results["options"].append(dict(matrix=name, variant=label, x265_params=extra,
-                                       points=pts, bpw_at_snr=dict(zip(map(str, targets), at))))
-    print(f"\n### x265 options: bits per weight at equal weight SNR ({name}, QP 16..32)\n")
-    print(table(["variant"] + [f"bpw @ {t:.0f} dB" for t in targets], rows))
+        enc = wvc.Encoder(24, x265_params=extra)
+        t_enc = median_time(lambda: enc.encode(w), repeats)
+        rows.append([label] + [f"{b:.3f}" for b in at] + [f"{t_enc:.2f}"])
+        results["options"].append(dict(matrix=name, variant=label, x265_params=extra, points=pts,
+                                       bpw_at_snr=dict(zip(map(str, targets), at)), encode_s_qp24=t_enc))
+    print(f"\n### x265 options: bits per weight at equal weight SNR ({name}, QP 16..32, preset "
+          f"{wvc.lib_info()['default_preset']})\n")
+    print(table(["variant"] + [f"bpw @ {t:.0f} dB" for t in targets] + ["encode s at QP 24"], rows))
 
 
 def kernels_section(results, repeats):
@@ -189,7 +192,8 @@ def main(argv=None):
           f"{results['environment']['cores']} cores, {time.strftime('%Y-%m-%d')}")
     mats = real_matrices() if {"rate", "presets", "frames", "options"} & set(sections) else {}
     for name, w in mats.items():
-        print(f"- {name}: {w.shape[0]}x{w.shape[1]} {w.dtype}, {w.size / 1e6:.2f} M weights")
+        print(f"- {name}: {w.shape[0]}x{w.shape[1]} {w.dtype}, {w.size / 1e6:.2f} M weights, "
+              f"max |w| {np.abs(w).max():.3f}, std {w.std():.4f}")
     if "rate" in sections:
         rate_section(mats, results, repeats)
     if "presets" in sections:

@@ -39,7 +39,7 @@ RAW_DTYPES = {
 }
 # Lossless coder of int8 levels, chosen by measurement (docs/benchmarks.md): on the
 # conv kernels of MobileNetV2 / EfficientNet-Lite0, deflate-9 is within 0.7 % of
-# zstd-19 and xz and 10 % smaller than HEVC lossless, with no extra dependency.
+# zstd-19 and xz and 9-17 % smaller than HEVC lossless, with no extra dependency.
 _INT8_CODERS = ("zlib",)
 _ZLIB_LEVEL = 9
 

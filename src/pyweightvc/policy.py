@@ -10,9 +10,9 @@ One measured departure from the paper: weights are quantised per output channel
 (``per_channel=True``; the paper used one scale per tensor, which
 ``per_channel=False`` restores). On MiniLM, per-tensor scales collapse the
 embeddings (cosine 0.39 to the float model at QP 22, 0.79 even at QP 12) while
-per channel keeps 0.96 at QP 22; on MobileNetV2 and EfficientNet-Lite0 the two
-are level at equal file size, and per-tensor int8 depthwise kernels alone cost
-8 points of top-1 agreement (docs/benchmarks.md).
+per channel keeps 0.96 at QP 22; on MobileNetV2 and EfficientNet-Lite0 per
+channel costs 16-22 % more bytes at the same QP and cuts the output KL divergence
+2.3-4.4x (docs/benchmarks.md; benchmarks/ablations.py --sections scales).
 
 Overrides map a key to settings. A key is a glob on the tensor name
 (``"*.embeddings.*"``), a regular expression (``"re:^encoder\\.layer\\.[0-5]\\."``)
