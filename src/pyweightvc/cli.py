@@ -488,7 +488,40 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("input")
     i.add_argument("--json", action="store_true")
     i.set_defaults(run=cmd_info)
+
+    b = sub.add_parser("bench", help="benchmark suites: size against fidelity next to the alternatives")
+    b.add_argument("--suite", choices=("quick", "full"), default="quick",
+                   help="quick: the MNIST MLP and a few settings (a minute or two); full: every model (docs/benchmarks.md)")
+    b.add_argument("-o", "--out", default="bench-results", help="output folder (default bench-results)")
+    b.add_argument("--models", help="comma-separated subset: mlp_mnist, cnn_fashion, mobilenet_v2, efficientnet_lite0, minilm")
+    b.add_argument("--repeats", type=int, default=None, help="timing repeats, median taken (default: 1 quick, 3 full)")
+    b.add_argument("--nncodec", choices=("setup", "auto", "off"), default="setup",
+                   help="setup: create NNCodec's own virtual environment when missing (about 6 GB, a few minutes); "
+                        "auto: use it only if present; off: do not run NNCodec (default setup)")
+    b.add_argument("--nncodec-venv", help="where NNCodec's environment lives (default ~/.cache/pyweightvc/nncodec-venv)")
+    b.add_argument("--publish", metavar="MARKDOWN", help="also write the report there (e.g. docs/benchmarks.md), "
+                   "figures in a folder of the same name")
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(run=cmd_bench, json=False)
     return ap
+
+
+def cmd_bench(args) -> None:
+    from pathlib import Path
+
+    try:
+        from .bench import harness
+
+        suite = harness.SUITES[args.suite]
+        models = args.models.split(",") if args.models else None
+        harness.run(suite, Path(args.out), models=models, repeats=args.repeats, nncodec=args.nncodec,
+                    nncodec_venv=Path(args.nncodec_venv) if args.nncodec_venv else None, progress=not args.no_progress)
+        if args.publish:
+            harness.publish(Path(args.out), Path(args.publish))
+    except ModuleNotFoundError as exc:
+        raise InputError(f"{exc} (the benchmark needs: pip install 'pyweightvc[bench]')") from None
+    print(f"results in {args.out}: results.json, results.csv, report.md, figures/"
+          + (f"; report also in {args.publish}" if args.publish else ""))
 
 
 def main(argv: Optional[list] = None) -> int:
@@ -502,7 +535,7 @@ def main(argv: Optional[list] = None) -> int:
         print(f"pyweightvc {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except WeightVCError as exc:
-        print(f"pyweightvc {args.command}: error: {args.input}: {exc}", file=sys.stderr)
+        print(f"pyweightvc {args.command}: error: {getattr(args, 'input', '')}: {exc}", file=sys.stderr)
         return EXIT_CORRUPT
     except OSError as exc:
         print(f"pyweightvc {args.command}: error: {exc}", file=sys.stderr)

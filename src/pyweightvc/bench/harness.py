@@ -1,0 +1,295 @@
+"""The benchmark harness: named suites of models x methods x settings, every
+measurement written to an output folder (results.json, results.csv, report.md,
+figures/*.png).
+
+    pyweightvc bench [--suite quick|full] [--out DIR] [--models a,b] [--repeats N]
+                     [--nncodec setup|auto|off] [--publish docs/benchmarks.md]
+
+``quick`` checks the whole harness end to end in a minute or two (the MNIST
+MLP, a few settings); ``full`` is the documented run behind docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+import pyweightvc as wvc
+
+from . import methods, nncodec_peer, subjects
+from .methods import GROUPS, Setting
+
+# the paper's QPs, and beyond until every model loses fidelity
+QPS = (22, 24, 26, 28, 30, 32, 36, 40, 44)
+# MiniLM's embeddings need finer steps before the cosine reaches 0.99
+MINILM_QPS = (8, 12, 16, 20, 24, 28)
+CONV_HEVC_QPS = (12, 16, 20, 24, 28, 32)
+JPEG_QUALITIES = (10, 20, 30, 50, 70, 85, 95)
+NNCODEC_QPS = (-44, -40, -36, -32, -28, -24, -20, -16)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    models: tuple[str, ...]
+    repeats: int
+    quick: bool
+
+    def settings(self, model: str, has_conv: bool) -> list[Setting]:
+        qps = MINILM_QPS if model == "minilm" else QPS
+        conv_qps = CONV_HEVC_QPS
+        if self.quick:
+            qps = conv_qps = (24, 36)
+        s = [_pwvc("default", qp) for qp in qps]
+        s.append(Setting("pyweightvc", "lossless", "lossless", None, {"lossless": True}))
+        tensor_qps = qps if model != "minilm" else (12, 20, 28)  # per tensor collapses MiniLM; three points show it
+        s += [_pwvc("per-tensor", qp, per_channel=False) for qp in (tensor_qps[:1] if self.quick else tensor_qps)]
+        s += [_pwvc("asymmetric", qp, symmetric=False) for qp in (qps[:1] if self.quick else qps[1:4:2])]
+        if has_conv:
+            s += [_pwvc("conv HEVC", qp, conv_hevc=True) for qp in conv_qps]
+        s += [Setting(m, "default", "8-bit levels") for m in ("int8", "zstd", "xz")]
+        s += [Setting("jpeg", "default", f"quality {q}", q, {"quality": q}) for q in ((50,) if self.quick else JPEG_QUALITIES)]
+        s += [Setting("nncodec", "default", f"qp {q}", q) for q in ((-32,) if self.quick else NNCODEC_QPS)]
+        return s
+
+
+def _pwvc(variant: str, qp: int, **options) -> Setting:
+    return Setting("pyweightvc", variant, f"QP {qp}", qp, {"qp": qp, **options})
+
+
+SUITES = {
+    "quick": Suite("quick", ("mlp_mnist",), repeats=1, quick=True),
+    "full": Suite("full", ("mlp_mnist", "cnn_fashion", "mobilenet_v2", "efficientnet_lite0", "minilm"), repeats=3,
+                  quick=False),
+}
+
+
+def _group_stats(weights, groups):
+    elements = dict.fromkeys(GROUPS, 0)
+    for k, g in groups.items():
+        elements[g] += weights[k].size
+    return elements
+
+
+def _snr(ref, got, names) -> float:
+    signal = noise = 0.0
+    for k in names:
+        r = np.asarray(ref[k], np.float64)
+        signal += float((r * r).sum())
+        noise += float(((r - np.asarray(got[k], np.float64)) ** 2).sum())
+    if not names:
+        return float("nan")
+    return float("inf") if noise == 0 else 10 * math.log10(signal / noise)
+
+
+def measure_row(model: str, setting: Setting, outcome: methods.Outcome, ref: dict, groups: dict,
+                sizes: dict, fid: dict) -> dict:
+    """One result row: sizes, ratios, bits per weight, weight SNR, times, fidelity."""
+    e = sizes["elements"]
+    b = outcome.group_bytes
+    total = outcome.total_bytes
+    coded = e["fc"] + e["conv"]
+    row = {
+        "model": model, "method": setting.method, "variant": setting.variant, "setting": setting.label,
+        "knob": setting.knob, "status": "ok", "reason": "",
+        "bytes": total, "bytes_fc": b["fc"], "bytes_conv": b["conv"], "bytes_other": b["other"],
+        "bytes_overhead": b.get("overhead", 0),
+        "ratio_vs_fp32": sizes["fp32"] / total, "ratio_vs_int8": sizes["int8"] / total,
+        "bpw_model": 8 * total / (coded + e["other"]),
+        "bpw_fc": 8 * b["fc"] / e["fc"] if e["fc"] else float("nan"),
+        "bpw_conv": 8 * b["conv"] / e["conv"] if e["conv"] else float("nan"),
+        "bpw_weights": 8 * (b["fc"] + b["conv"]) / coded if coded else float("nan"),
+        "snr_fc_db": _snr(ref, outcome.weights, [k for k, g in groups.items() if g == "fc"]),
+        "snr_weights_db": _snr(ref, outcome.weights, [k for k, g in groups.items() if g != "other"]),
+        "encode_s": outcome.encode_s, "decode_s": outcome.decode_s,
+        "encode_mweights_per_s": coded / outcome.encode_s / 1e6 if outcome.encode_s else float("nan"),
+        "decode_mweights_per_s": coded / outcome.decode_s / 1e6 if outcome.decode_s else float("nan"),
+    }
+    row.update(fid)
+    return row
+
+
+def model_sizes(weights, groups) -> dict:
+    """fp32 bytes (as given), int8 bytes (levels + one float32 scale per row for
+    the weight groups, other tensors raw) and elements per group."""
+    int8 = 0
+    for k, g in groups.items():
+        w = weights[k]
+        int8 += w.nbytes if g == "other" else w.size + 4 * w.shape[0]
+    return {"fp32": sum(w.nbytes for w in weights.values()), "int8": int8, "elements": _group_stats(weights, groups)}
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("numpy", "torch", "zstandard", "pillow", "matplotlib", "sentence-transformers", "safetensors"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    info = wvc.lib_info()
+    out.update(pyweightvc=info["pyweightvc"], x265=info["x265"], libde265=info["libde265"])
+    return out
+
+
+def machine() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    mem = ""
+    try:
+        mem = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB"
+    except (ValueError, OSError):
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "system": platform.platform()}
+
+
+def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Optional[int] = None,
+        nncodec: str = "setup", nncodec_venv: Optional[Path] = None, progress: bool = True,
+        log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
+    """Run a suite; returns (and writes to `out`) every measurement."""
+    from tqdm import tqdm
+
+    models = list(models or suite.models)
+    unknown = sorted(set(models) - set(subjects.SUBJECTS))
+    if unknown:
+        raise ValueError(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(subjects.SUBJECTS)}")
+    if nncodec not in ("setup", "auto", "off"):
+        raise ValueError(f"nncodec must be setup, auto or off, got {nncodec!r}")
+    repeats = suite.repeats if repeats is None else repeats
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+
+    nnc_python, nnc_error, nnc_versions = None, None, {}
+    if nncodec == "off":
+        nnc_error = "NNCodec disabled (--nncodec off)"
+    else:
+        try:
+            nnc_python = nncodec_peer.ensure_venv(nncodec_venv or nncodec_peer.default_venv(), nncodec == "setup", log)
+            nnc_versions = nncodec_peer.versions(nnc_python)
+        except methods.Unavailable as exc:
+            nnc_error = str(exc)
+            log(f"NNCodec will not run: {nnc_error}")
+
+    results = {
+        "meta": {"suite": suite.name, "repeats": repeats, "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+                 "machine": machine(), "versions": versions(), "nncodec_env": nnc_versions,
+                 "seeds": {"training": subjects.TrainedClassifier.seed, "photo crops": 0}},
+        "subjects": {}, "rows": [],
+    }
+    for name in models:
+        t_model = time.perf_counter()
+        subject = subjects.SUBJECTS[name](out / "cache", log=log)
+        ref = subject.weights()
+        groups = methods.tensor_groups(ref)
+        sizes = model_sizes(ref, groups)
+        reference_fidelity = subject.evaluate(ref)
+        results["subjects"][name] = {
+            "title": subject.title, "primary": subject.primary.key, "primary_label": subject.primary.label,
+            "higher_is_better": subject.primary.higher_is_better, "percent": subject.primary.percent,
+            "metrics": [asdict(m) for m in subject.metrics], "match": subject.match_text(),
+            "match_threshold": subject.match_threshold, "fp32_bytes": sizes["fp32"], "int8_bytes": sizes["int8"],
+            "elements": sizes["elements"], "reference_fidelity": reference_fidelity,
+            "train_seconds": getattr(subject, "train_seconds", None),
+            "tensors": {g: sum(1 for v in groups.values() if v == g) for g in GROUPS},
+        }
+        settings = suite.settings(name, sizes["elements"]["conv"] > 0)
+        bar = tqdm(total=len(settings), desc=name, unit="setting", disable=not progress, file=sys.stderr)
+        with tempfile.TemporaryDirectory(prefix="pyweightvc-bench-") as work:
+            for setting, outcome, reason in methods.run_settings(settings, ref, groups, work, repeats, nnc_python,
+                                                                 nnc_error):
+                bar.set_postfix_str(f"{setting.method} {setting.variant} {setting.label}")
+                if outcome is None:
+                    results["rows"].append({"model": name, "method": setting.method, "variant": setting.variant,
+                                            "setting": setting.label, "knob": setting.knob, "status": "not run",
+                                            "reason": reason})
+                else:
+                    fid = subject.evaluate(outcome.weights)
+                    results["rows"].append(measure_row(name, setting, outcome, ref, groups, sizes, fid))
+                bar.update()
+        bar.close()
+        results["subjects"][name]["seconds"] = time.perf_counter() - t_model
+        del subject
+    results["meta"]["seconds"] = time.time() - started
+    write_outputs(results, out)
+    return results
+
+
+def _json_safe(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_outputs(results: dict, out: Path) -> None:
+    import csv
+    import io
+
+    from . import report
+
+    _atomic_text(out / "results.json", json.dumps(_json_safe(results), indent=1))
+    columns: list[str] = []
+    for row in results["rows"]:
+        columns += [c for c in row if c not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(results["rows"])
+    _atomic_text(out / "results.csv", buf.getvalue())
+    report.write(results, out / "report.md", out / "figures")
+
+
+def load_results(path: Path) -> dict:
+    """results.json back, with the non-finite numbers restored."""
+
+    def restore(x):
+        if x == "inf":
+            return float("inf")
+        if x == "-inf":
+            return float("-inf")
+        if isinstance(x, dict):
+            return {k: restore(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [restore(v) for v in x]
+        return float("nan") if x is None else x
+
+    return restore(json.loads(Path(path).read_text()))
+
+
+def publish(out: Path, target: Path) -> None:
+    """Write the report of the run in `out` as `target` (docs/benchmarks.md), its
+    figures next to it in <target stem>/."""
+    from . import report
+
+    results = load_results(out / "results.json")
+    figures = target.parent / target.stem
+    shutil.rmtree(figures, ignore_errors=True)
+    report.write(results, target, figures)

@@ -1,0 +1,228 @@
+"""The compression methods the harness compares, all on the same tensors.
+
+Tensors fall into three groups (pyweightvc's policy decides, see policy.py):
+``fc`` (2-D float weights: fully connected layers, embeddings), ``conv`` (float
+weights of rank >= 3) and ``other`` (biases, norms, small and non-float tensors).
+``other`` is stored raw (float32 bytes) by every method. What each method does
+with the two weight groups:
+
+=============  ===============================  ==================================
+method         fc                               conv
+=============  ===============================  ==================================
+pyweightvc     HEVC at a QP (x265 -> libde265)  int8 levels, deflate (the default)
+               (a real .wvc file on disk)       or HEVC (the "conv HEVC" ablation)
+int8           8-bit levels + scales, no coding same
+zstd           int8 levels, zstd level 22       same
+xz             int8 levels, xz preset 9e        same
+jpeg           int8 levels as one JPEG picture  int8 levels, deflate (as pyweightvc)
+               per matrix (Pillow, quality q)
+nncodec        NNCodec 2.1.3 (DeepCABAC) at qp  NNCodec at the same qp
+=============  ===============================  ==================================
+
+int8, zstd, xz and jpeg quantise exactly like pyweightvc's default (symmetric,
+one scale per output channel), so they code the very same levels. Sizes of
+pyweightvc are whole .wvc files (header included); the peers' are the sum of
+their coded payloads plus 4 bytes per scale (no container).
+"""
+
+from __future__ import annotations
+
+import io
+import lzma
+import os
+import statistics
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+import pyweightvc as wvc
+from pyweightvc.policy import DEFAULT_MIN_ELEMENTS, tensor_kind
+
+GROUPS = ("fc", "conv", "other")
+_KIND_GROUP = {"linear": "fc", "conv": "conv"}
+
+
+def tensor_groups(weights: dict[str, np.ndarray], min_elements: int = DEFAULT_MIN_ELEMENTS) -> dict[str, str]:
+    """name -> "fc" | "conv" | "other", by pyweightvc's tensor kinds."""
+    return {k: _KIND_GROUP.get(tensor_kind(str(v.dtype), tuple(v.shape), min_elements), "other")
+            for k, v in weights.items()}
+
+
+@dataclass
+class Setting:
+    method: str  # family: pyweightvc, int8, zstd, xz, jpeg, nncodec
+    variant: str  # e.g. "default", "per-tensor", "asymmetric", "conv HEVC", "lossless"
+    label: str  # e.g. "QP 24", "quality 50", "qp -32"
+    knob: Optional[float] = None  # the swept number (QP, quality, NNCodec qp) for plots
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    weights: dict[str, np.ndarray]  # every tensor, reconstructed
+    group_bytes: dict[str, int]  # stored bytes per group, plus "overhead" (container header)
+    encode_s: float
+    decode_s: float
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.group_bytes.values())
+
+
+class Unavailable(Exception):
+    """A peer that cannot run here; the message says why and lands in the report."""
+
+
+def median_time(fn: Callable, repeats: int):
+    """(median seconds, last result) over `repeats` calls."""
+    times, result = [], None
+    for _ in range(max(1, repeats)):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), result
+
+
+def _raw_other(weights, groups) -> int:
+    return sum(weights[k].nbytes for k, g in groups.items() if g == "other")
+
+
+# ---------------------------------------------------------------------------
+# pyweightvc itself, through real .wvc files
+
+
+def pyweightvc_policy(setting: Setting) -> wvc.Policy:
+    o = setting.options
+    lossless = o.get("lossless", False)
+    linear: dict = {}
+    conv: dict = {}
+    if not o.get("symmetric", True):
+        linear["symmetric"] = conv["symmetric"] = False
+    if o.get("conv_hevc"):
+        conv.update(storage="hevc", lossless=lossless, **({} if lossless else {"qp": o["qp"]}))
+    overrides = {key: s for key, s in (("kind:linear", linear), ("kind:conv", conv)) if s}
+    return wvc.Policy(o.get("qp", wvc.codec.DEFAULT_QP), lossless=lossless, per_channel=o.get("per_channel", True),
+                      preset=o.get("preset", wvc.codec.DEFAULT_PRESET), overrides=overrides or None)
+
+
+def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int) -> Outcome:
+    policy = pyweightvc_policy(setting)
+    path = os.path.join(workdir, "model.wvc")
+    encode_s, header = median_time(lambda: wvc.save_file(weights, path, policy=policy), repeats)
+    decode_s, back = median_time(lambda: wvc.load_file(path), repeats)
+    sizes = dict.fromkeys(GROUPS, 0)
+    for name, e in header.items():
+        if "data_offsets" in e:
+            sizes[groups[name]] += e["data_offsets"][1] - e["data_offsets"][0]
+    sizes["overhead"] = os.path.getsize(path) - sum(sizes.values())
+    os.remove(path)
+    return Outcome(back, sizes, encode_s, decode_s)
+
+
+# ---------------------------------------------------------------------------
+# int8 levels with general-purpose coders, and JPEG
+
+
+def _quantised(weights, groups):
+    """The levels pyweightvc's default policy would code (symmetric, per channel)."""
+    out = {}
+    for k, g in groups.items():
+        if g != "other":
+            levels, scale, _ = wvc.quantize(weights[k], per_channel=True)
+            out[k] = (levels, scale)
+    return out
+
+
+def _jpeg_encode(levels: np.ndarray, quality: int) -> bytes:
+    from PIL import Image
+
+    pixels = (levels.reshape(levels.shape[0], -1).view(np.uint8) ^ 0x80)  # offset binary, as in the HEVC path
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels), mode="L").save(buf, format="JPEG", quality=quality, optimize=True)
+    return buf.getvalue()
+
+
+def _jpeg_decode(data: bytes, shape) -> np.ndarray:
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(data)).convert("L"), dtype=np.uint8)
+    return (pixels ^ 0x80).view(np.int8).reshape(shape)
+
+
+def _coders(setting: Setting):
+    """(encode bytes->bytes or levels->bytes, decode) per group for a level coder."""
+    name, o = setting.method, setting.options
+    deflate = (lambda lv: zlib.compress(lv.tobytes(), 9), lambda d, shape: np.frombuffer(zlib.decompress(d), np.int8).reshape(shape))
+    if name == "int8":
+        ident = (lambda lv: lv.tobytes(), lambda d, shape: np.frombuffer(d, np.int8).reshape(shape))
+        return {"fc": ident, "conv": ident}
+    if name == "zstd":
+        import zstandard
+
+        comp, decomp = zstandard.ZstdCompressor(level=22), zstandard.ZstdDecompressor()
+        z = (lambda lv: comp.compress(lv.tobytes()), lambda d, shape: np.frombuffer(decomp.decompress(d), np.int8).reshape(shape))
+        return {"fc": z, "conv": z}
+    if name == "xz":
+        x = (lambda lv: lzma.compress(lv.tobytes(), preset=9 | lzma.PRESET_EXTREME),
+             lambda d, shape: np.frombuffer(lzma.decompress(d), np.int8).reshape(shape))
+        return {"fc": x, "conv": x}
+    if name == "jpeg":
+        return {"fc": (lambda lv: _jpeg_encode(lv, o["quality"]), _jpeg_decode), "conv": deflate}
+    raise ValueError(f"no level coder named {name!r}")
+
+
+def run_level_coder(setting: Setting, weights, groups, workdir: str, repeats: int) -> Outcome:
+    coders = _coders(setting)
+
+    def encode():
+        q = _quantised(weights, groups)
+        return {k: (coders[groups[k]][0](lv), scale) for k, (lv, scale) in q.items()}
+
+    def decode(coded):
+        out = dict(weights)
+        for k, (data, scale) in coded.items():
+            levels = coders[groups[k]][1](data, weights[k].shape)
+            out[k] = wvc.dequantize(levels, scale)
+        return out
+
+    encode_s, coded = median_time(encode, repeats)
+    decode_s, back = median_time(lambda: decode(coded), repeats)
+    sizes = dict.fromkeys(GROUPS, 0)
+    sizes["other"] = _raw_other(weights, groups)
+    for k, (data, scale) in coded.items():
+        sizes[groups[k]] += len(data) + scale.nbytes
+    sizes["overhead"] = 0
+    return Outcome(back, sizes, encode_s, decode_s)
+
+
+RUNNERS = {"pyweightvc": run_pyweightvc, "int8": run_level_coder, "zstd": run_level_coder, "xz": run_level_coder,
+           "jpeg": run_level_coder}
+
+
+def run_settings(settings: list[Setting], weights, groups, workdir: str, repeats: int,
+                 nncodec_python: Optional[str] = None, nncodec_error: Optional[str] = None
+                 ) -> Iterator[tuple[Setting, Optional[Outcome], Optional[str]]]:
+    """(setting, outcome, None) or (setting, None, reason it could not run)."""
+    from . import nncodec_peer
+
+    nnc = [s for s in settings if s.method == "nncodec"]
+    for s in settings:
+        if s.method != "nncodec":
+            yield s, RUNNERS[s.method](s, weights, groups, workdir, repeats), None
+    if not nnc:
+        return
+    if nncodec_python is None:
+        for s in nnc:
+            yield s, None, nncodec_error or "NNCodec environment not available"
+        return
+    try:
+        results = nncodec_peer.run(nncodec_python, weights, groups, [int(s.knob) for s in nnc], workdir, repeats)
+    except Unavailable as exc:
+        for s in nnc:
+            yield s, None, str(exc)
+        return
+    for s in nnc:
+        yield s, results[int(s.knob)], None

@@ -1,0 +1,186 @@
+"""The benchmark harness: the quick suite end to end, the peers' coders, the
+NNCodec environment, and bad arguments."""
+
+import io
+import json
+import pickle
+import zlib
+
+import numpy as np
+import pytest
+
+import pyweightvc as wvc
+from pyweightvc import cli
+from pyweightvc.bench import data, harness, methods, nncodec_peer
+from pyweightvc.bench.methods import Setting
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    rc = cli.main(["bench", "--suite", "quick", "-o", str(out), "--nncodec", "off", "--no-progress"])
+    assert rc == 0
+    return out, harness.load_results(out / "results.json")
+
+
+def _row(results, method, variant="default", setting=None):
+    rows = [r for r in results["rows"] if r["method"] == method and r["variant"] == variant
+            and (setting is None or r["setting"] == setting)]
+    assert len(rows) == 1, (method, variant, setting, rows)
+    return rows[0]
+
+
+def test_quick_suite_writes_every_output(quick_run):
+    out, results = quick_run
+    suite = harness.SUITES["quick"]
+    expected = suite.settings("mlp_mnist", has_conv=False)
+    assert [(r["method"], r["variant"], r["setting"]) for r in results["rows"]] == \
+        [(s.method, s.variant, s.label) for s in expected]
+    csv_lines = (out / "results.csv").read_text().strip().splitlines()
+    assert len(csv_lines) == 1 + len(expected)
+    for name in ("mlp_mnist-rate.png", "mlp_mnist-qp.png", "mlp_mnist-snr.png", "throughput.png"):
+        assert (out / "figures" / name).read_bytes()[:8] == PNG_MAGIC
+    report = (out / "report.md").read_text()
+    assert "## Headline: smallest model at matched fidelity" in report
+    assert "## Beside the paper" in report
+    assert "](figures/mlp_mnist-rate.png)" in report
+    meta = results["meta"]
+    assert meta["versions"]["x265"] == wvc.lib_info()["x265"] and meta["machine"]["cores"] >= 1
+
+
+def test_quick_suite_reports_a_peer_that_did_not_run(quick_run):
+    out, results = quick_run
+    row = _row(results, "nncodec")
+    assert row["status"] == "not run" and "--nncodec off" in row["reason"]
+    assert "not run: NNCodec disabled (--nncodec off)" in (out / "report.md").read_text()
+
+
+def test_quick_suite_measurements_are_consistent(quick_run):
+    _, results = quick_run
+    subject = results["subjects"]["mlp_mnist"]
+    # the network really learned MNIST (trained here, fixed seed)
+    assert subject["reference_fidelity"]["accuracy"] > 0.96
+    int8, zstd, xz = (_row(results, m) for m in ("int8", "zstd", "xz"))
+    lossless = _row(results, "pyweightvc", "lossless")
+    assert int8["bytes"] == subject["int8_bytes"]
+    # lossless coders of the same levels give the same weights, hence the same SNR and accuracy
+    for r in (zstd, xz, lossless):
+        assert r["snr_fc_db"] == pytest.approx(int8["snr_fc_db"], abs=1e-9)
+        assert r["accuracy"] == int8["accuracy"]
+        assert r["bytes"] < int8["bytes"] * 1.05
+    q24, q36 = _row(results, "pyweightvc", setting="QP 24"), _row(results, "pyweightvc", setting="QP 36")
+    assert q36["bytes"] < q24["bytes"] < int8["bytes"]
+    assert q36["snr_fc_db"] < q24["snr_fc_db"] < int8["snr_fc_db"]
+    for r in (q24, q36, int8):
+        assert r["bytes"] == r["bytes_fc"] + r["bytes_conv"] + r["bytes_other"] + r["bytes_overhead"]
+        assert r["ratio_vs_fp32"] == pytest.approx(subject["fp32_bytes"] / r["bytes"])
+        assert r["encode_s"] >= 0 and r["decode_s"] >= 0
+
+
+def test_publish_writes_the_report_with_its_figures(quick_run, tmp_path):
+    out, _ = quick_run
+    target = tmp_path / "docs" / "benchmarks.md"
+    target.parent.mkdir()
+    harness.publish(out, target)
+    text = target.read_text()
+    assert "](benchmarks/mlp_mnist-rate.png)" in text
+    assert (tmp_path / "docs" / "benchmarks" / "mlp_mnist-rate.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def _weights():
+    rng = np.random.default_rng(0)
+    return {"fc.weight": (rng.standard_normal((96, 200)) * 0.05).astype(np.float32),
+            "conv.weight": (rng.standard_normal((32, 16, 3, 3)) * 0.1).astype(np.float32),
+            "fc.bias": rng.standard_normal(96).astype(np.float32)}
+
+
+def test_tensor_groups_follow_the_policy():
+    assert methods.tensor_groups(_weights()) == {"fc.weight": "fc", "conv.weight": "conv", "fc.bias": "other"}
+
+
+@pytest.mark.parametrize("method", ["int8", "zstd", "xz"])
+def test_lossless_level_coders_return_the_quantised_weights(method, tmp_path):
+    w = _weights()
+    groups = methods.tensor_groups(w)
+    outcome = methods.run_level_coder(Setting(method, "default", "8-bit levels"), w, groups, str(tmp_path), 1)
+    for k in ("fc.weight", "conv.weight"):
+        levels, scale, zp = wvc.quantize(w[k], per_channel=True)
+        np.testing.assert_array_equal(outcome.weights[k], wvc.dequantize(levels, scale, zp))
+    np.testing.assert_array_equal(outcome.weights["fc.bias"], w["fc.bias"])
+    assert outcome.group_bytes["other"] == w["fc.bias"].nbytes
+    if method == "int8":
+        assert outcome.group_bytes["fc"] == 96 * 200 + 4 * 96
+
+
+def test_jpeg_codes_fc_matrices_and_keeps_conv_levels(tmp_path):
+    w = _weights()
+    groups = methods.tensor_groups(w)
+    lo = methods.run_level_coder(Setting("jpeg", "default", "q 30", 30, {"quality": 30}), w, groups, str(tmp_path), 1)
+    hi = methods.run_level_coder(Setting("jpeg", "default", "q 95", 95, {"quality": 95}), w, groups, str(tmp_path), 1)
+    assert lo.group_bytes["fc"] < hi.group_bytes["fc"]
+    snr = [harness._snr(w, o.weights, ["fc.weight"]) for o in (lo, hi)]
+    assert 0 < snr[0] < snr[1]
+    levels, scale, zp = wvc.quantize(w["conv.weight"], per_channel=True)
+    np.testing.assert_array_equal(lo.weights["conv.weight"], wvc.dequantize(levels, scale, zp))
+    assert lo.group_bytes["conv"] == len(zlib.compress(levels.tobytes(), 9)) + scale.nbytes
+
+
+def test_pyweightvc_variants_map_to_policies(tmp_path):
+    shape = (64, 64)
+    asym = methods.pyweightvc_policy(Setting("pyweightvc", "asymmetric", "QP 24", 24, {"qp": 24, "symmetric": False}))
+    assert not asym.plan("a", "float32", shape).symmetric and not asym.plan("c", "float32", (32, 16, 3, 3)).symmetric
+    conv = methods.pyweightvc_policy(Setting("pyweightvc", "conv HEVC", "QP 30", 30, {"qp": 30, "conv_hevc": True}))
+    plan = conv.plan("c", "float32", (64, 16, 3, 3))
+    assert (plan.storage, plan.qp, plan.lossless) == ("hevc", 30, False)
+    tensor = methods.pyweightvc_policy(Setting("pyweightvc", "per-tensor", "QP 24", 24, {"qp": 24, "per_channel": False}))
+    assert not tensor.plan("a", "float32", shape).per_channel
+    w = _weights()
+    outcome = methods.run_pyweightvc(Setting("pyweightvc", "conv HEVC", "QP 30", 30, {"qp": 30, "conv_hevc": True}),
+                                     w, methods.tensor_groups(w), str(tmp_path), 1)
+    assert outcome.group_bytes["conv"] > 0 and outcome.group_bytes["overhead"] > 0
+    assert 0 < harness._snr(w, outcome.weights, ["conv.weight"]) < 40
+    assert list(tmp_path.iterdir()) == []  # the .wvc file was removed
+
+
+def test_nncodec_environment_missing_is_reported(tmp_path):
+    with pytest.raises(methods.Unavailable, match="--nncodec setup"):
+        nncodec_peer.ensure_venv(tmp_path / "absent", create=False)
+
+
+def test_bad_arguments_exit_2(tmp_path, capsys):
+    assert cli.main(["bench", "--models", "resnet9000", "-o", str(tmp_path), "--nncodec", "off"]) == 2
+    assert "unknown model(s) resnet9000" in capsys.readouterr().err
+    assert cli.main(["bench", "--repeats", "0", "-o", str(tmp_path), "--nncodec", "off"]) == 2
+    assert "repeats must be >= 1" in capsys.readouterr().err
+
+
+def test_mnist_pickle_refuses_anything_but_arrays():
+    evil = pickle.dumps(__import__("os").getcwd)  # a GLOBAL the loader must not resolve
+    with pytest.raises(pickle.UnpicklingError, match="unexpected object"):
+        data._ArraysOnly(io.BytesIO(evil)).load()
+
+
+def test_datasets_are_real():
+    m = data.mnist()
+    assert m["x_train"].shape == (50000, 784) and m["x_test"].shape == (10000, 784)
+    assert set(np.unique(m["y_test"])) == set(range(10))
+    f = data.fashion_mnist()
+    assert f["x_train"].shape == (60000, 784) and f["x_test"].dtype == np.float32
+    assert 0 <= f["x_test"].min() and f["x_test"].max() <= 1
+    assert np.bincount(f["y_test"]).tolist() == [1000] * 10
+    assert len(data.sentences()) == 300
+
+
+@pytest.mark.slow
+def test_quick_suite_with_nncodec(tmp_path):
+    """Creates NNCodec's own environment when missing (a few minutes, about 6 GB)
+    and runs it on the very tensors of the quick suite."""
+    rc = cli.main(["bench", "--suite", "quick", "-o", str(tmp_path), "--nncodec", "setup", "--no-progress"])
+    assert rc == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    row = _row(results, "nncodec")
+    assert row["status"] == "ok", row["reason"]
+    assert 0 < row["bytes_fc"] < results["subjects"]["mlp_mnist"]["elements"]["fc"]  # under 8 bits per weight
+    assert 10 < row["snr_fc_db"] < 60 and row["accuracy"] > 0.95
