@@ -174,9 +174,10 @@ def test_datasets_are_real():
 
 
 @pytest.mark.slow
-def test_quick_suite_with_nncodec(tmp_path):
+def test_quick_suite_with_nncodec(tmp_path, monkeypatch):
     """Creates NNCodec's own environment when missing (a few minutes, about 6 GB)
     and runs it on the very tensors of the quick suite."""
+    monkeypatch.chdir(tmp_path)
     rc = cli.main(["bench", "--suite", "quick", "-o", str(tmp_path), "--nncodec", "setup", "--no-progress"])
     assert rc == 0
     results = json.loads((tmp_path / "results.json").read_text())
@@ -184,3 +185,4 @@ def test_quick_suite_with_nncodec(tmp_path):
     assert row["status"] == "ok", row["reason"]
     assert 0 < row["bytes_fc"] < results["subjects"]["mlp_mnist"]["elements"]["fc"]  # under 8 bits per weight
     assert 10 < row["snr_fc_db"] < 60 and row["accuracy"] > 0.95
+    assert not list(tmp_path.glob("*.nnc"))  # NNCodec's bitstream files stay in its work folder

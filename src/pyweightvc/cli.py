@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import time
 from typing import Any, Optional
@@ -138,6 +139,19 @@ def parse_override(spec: str) -> tuple[str, dict]:
     return pattern, out
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def parse_size(text: str) -> int:
+    """'3000000', '3M', '2.5MB', '800k', '1GiB' -> bytes."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", text)
+    unit = m.group(2).lower() if m else None
+    if not m or unit not in _SIZE_UNITS or float(m.group(1)) * _SIZE_UNITS[unit] < 1:
+        raise argparse.ArgumentTypeError(f"bad size {text!r}: a number of bytes, optionally with k, M, G, KiB, MiB or GiB")
+    return int(float(m.group(1)) * _SIZE_UNITS[unit])
+
+
 def build_policy(args) -> Policy:
     kwargs: dict = {}
     if args.policy:
@@ -148,7 +162,8 @@ def build_policy(args) -> Policy:
             raise InputError(f"--policy {args.policy}: {exc.strerror}") from None
         except json.JSONDecodeError as exc:
             raise InputError(f"--policy {args.policy}: not JSON ({exc})") from None
-        allowed = {"qp", "lossless", "preset", "min_elements", "conv_storage", "per_channel", "overrides"}
+        allowed = {"qp", "lossless", "preset", "min_elements", "conv_storage", "per_channel", "target_snr_db",
+                   "target_bpw", "overrides"}
         if not isinstance(kwargs, dict) or set(kwargs) - allowed:
             extra = sorted(set(kwargs) - allowed) if isinstance(kwargs, dict) else kwargs
             raise InputError(f"--policy {args.policy}: unknown keys {extra}; allowed: {', '.join(sorted(allowed))}")
@@ -159,6 +174,12 @@ def build_policy(args) -> Policy:
     for key in ("qp", "lossless", "preset"):
         if getattr(args, key) is not None:
             kwargs[key] = getattr(args, key)
+    if args.target_snr is not None:
+        kwargs["target_snr_db"] = args.target_snr
+    chosen = [flag for flag, v in (("--qp", args.qp), ("--lossless", args.lossless), ("--target-snr", args.target_snr),
+                                   ("--target-size", args.target_size)) if v is not None]
+    if len(chosen) > 1:
+        raise InputError(f"{' and '.join(chosen)} exclude each other: give one way to choose the QP")
     try:
         return Policy(**kwargs, overrides=overrides)
     except (ValueError, TypeError) as exc:
@@ -205,8 +226,17 @@ def _compress_one(src: str, dst: str, policy: Policy, args, bar) -> tuple[dict, 
     tensors, note, extra_meta = load_checkpoint(src)
     for name in policy.unmatched(tensors):
         print(f"warning: {src}: override pattern {name!r} matches no tensor", file=sys.stderr)
-    header = save_file(tensors, dst, policy=policy, threads=args.threads,
-                       metadata={"source": os.path.basename(src), "source_kind": note, **extra_meta},
+    metadata = {"source": os.path.basename(src), "source_kind": note, **extra_meta}
+    if args.target_size is not None:
+        from .rate import save_file_to_size
+
+        try:
+            header = save_file_to_size(tensors, dst, args.target_size, policy=policy, metadata=metadata,
+                                       threads=args.threads, progress=lambda name: bar.update(math.prod(tensors[name].shape)))
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        return header, note
+    header = save_file(tensors, dst, policy=policy, threads=args.threads, metadata=metadata,
                        progress=lambda name, n: bar.update(n))
     return header, note
 
@@ -242,6 +272,8 @@ def cmd_compress(args) -> dict:
     if args.output is None:
         raise InputError("compress: give the output with -o OUT.wvc (or -o OUT_FOLDER for a model folder)")
     policy = build_policy(args)
+    if args.target_size is not None and (os.path.isdir(args.input) or args.input.endswith(".onnx")):
+        raise InputError("--target-size works on one checkpoint file (.pt/.pth/.bin/.safetensors)")
     if os.path.isdir(args.input):
         return _compress_folder(args, policy)
     t0 = time.perf_counter()
@@ -467,6 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--qp", type=int, default=None, help=f"HEVC QP for linear layers, 0..51 (default {DEFAULT_QP})")
     c.add_argument("--lossless", action="store_const", const=True, default=None,
                    help="code linear layers' int8 levels losslessly")
+    c.add_argument("--target-snr", type=float, metavar="DB",
+                   help="instead of a QP: each linear layer gets the largest QP whose weight SNR reaches DB")
+    c.add_argument("--target-size", type=parse_size, metavar="SIZE",
+                   help="instead of a QP: the whole file fits in SIZE bytes (suffixes k, M, G, KiB, MiB, GiB); "
+                        "QPs are allocated across layers by their rate-distortion curves (one checkpoint file only)")
     c.add_argument("--policy", help="JSON file: {qp, lossless, preset, min_elements, conv_storage, per_channel, overrides}")
     c.add_argument("--override", action="append", metavar="PATTERN=key:value[,key:value]",
                    help="per-tensor settings by glob, re:REGEX or kind:KIND, e.g. 'classifier.*=qp:30' (repeatable)")

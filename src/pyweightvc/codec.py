@@ -343,9 +343,21 @@ class Decoder:
         return QuantizedTensor(levels, header.scale, header.zero_point, header.bits, header.symmetric)
 
 
-def encode(x: Any, qp: int = DEFAULT_QP, **options: Any) -> bytes:
-    """Quantise and encode one tensor; see :class:`Encoder` for the options."""
-    return Encoder(qp, **options).encode(x)
+def encode(x: Any, qp: Optional[int] = None, *, target_snr_db: Optional[float] = None,
+           target_bpw: Optional[float] = None, **options: Any) -> bytes:
+    """Quantise and encode one tensor; see :class:`Encoder` for the options.
+
+    qp: default 24. Instead of a QP, a target: target_snr_db (the weight SNR the
+    decoded tensor must reach; the largest such QP is chosen) or target_bpw (bits
+    per weight the blob must fit in; the smallest such QP). See pyweightvc.rate.
+    """
+    if target_snr_db is not None or target_bpw is not None:
+        if qp is not None:
+            raise ValueError("give qp or a target (target_snr_db / target_bpw), not both")
+        from .rate import encode_to_target
+
+        return encode_to_target(x, target_snr_db=target_snr_db, target_bpw=target_bpw, **options)[0]
+    return Encoder(DEFAULT_QP if qp is None else qp, **options).encode(x)
 
 
 def decode(blob: Any, like: str = "numpy", threads: Optional[int] = None):

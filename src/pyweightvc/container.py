@@ -107,6 +107,16 @@ def _encode_tensor(x: Any, plan: TensorPlan, threads: Optional[int]) -> _Encoded
         return _Encoded(entry, _raw_bytes(x))
     quant = {"bits": plan.bits, "symmetric": plan.symmetric, "per_channel": plan.per_channel}
     if plan.storage == "hevc":
+        if plan.target_snr_db is not None or plan.target_bpw is not None:
+            from .rate import encode_to_target
+
+            blob, choice = encode_to_target(x, target_snr_db=plan.target_snr_db, target_bpw=plan.target_bpw,
+                                            preset=plan.preset, threads=threads, **quant)
+            target = {"target_snr_db": plan.target_snr_db} if plan.target_snr_db is not None \
+                else {"target_bpw": plan.target_bpw}
+            # the QP the search chose is recorded like a fixed one, with the target beside it
+            entry.update({"qp": choice.qp, "lossless": choice.qp is None, "preset": plan.preset, **quant, **target})
+            return _Encoded(entry, blob)
         enc = Encoder(plan.qp if plan.qp is not None else 0, lossless=plan.lossless, preset=plan.preset,
                       threads=threads, **quant)
         entry.update({"qp": plan.qp, "lossless": plan.lossless, "preset": plan.preset, **quant})

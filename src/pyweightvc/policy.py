@@ -35,7 +35,9 @@ from .codec import DEFAULT_PRESET, DEFAULT_QP, PRESETS
 
 STORAGES = ("hevc", "int8", "raw")
 KINDS = ("linear", "conv", "vector", "small", "other")
-SETTING_KEYS = ("storage", "qp", "lossless", "bits", "symmetric", "per_channel", "preset")
+SETTING_KEYS = ("storage", "qp", "lossless", "bits", "symmetric", "per_channel", "preset", "target_snr_db",
+                "target_bpw")
+TARGET_KEYS = ("target_snr_db", "target_bpw")
 QUANTIZABLE_DTYPES = ("float32", "float16", "bfloat16")
 DEFAULT_MIN_ELEMENTS = 1024
 
@@ -52,9 +54,15 @@ class TensorPlan:
     symmetric: bool = True
     per_channel: bool = False
     preset: str = DEFAULT_PRESET
+    target_snr_db: Optional[float] = None  # hevc: choose the QP that reaches this weight SNR
+    target_bpw: Optional[float] = None  # hevc: choose the QP that fits these bits per weight
 
     def describe(self) -> str:
         if self.storage == "hevc":
+            if self.target_snr_db is not None:
+                return f"hevc snr>={self.target_snr_db:g}dB"
+            if self.target_bpw is not None:
+                return f"hevc bpw<={self.target_bpw:g}"
             return "hevc lossless" if self.lossless else f"hevc qp {self.qp}"
         return self.storage
 
@@ -92,7 +100,14 @@ def _check_settings(key: str, settings: Any) -> dict:
             raise ValueError(f"policy override {key!r}: {flag} must be true or false, got {s[flag]!r}")
     if "preset" in s and s["preset"] not in PRESETS:
         raise ValueError(f"policy override {key!r}: preset must be one of {', '.join(PRESETS)}, got {s['preset']!r}")
-    if ("qp" in s or s.get("lossless")) and "storage" not in s:
+    for t, hi in (("target_snr_db", 200), ("target_bpw", 64)):
+        v = s.get(t)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= hi):
+            raise ValueError(f"policy override {key!r}: {t} must be a number in (0, {hi}], got {v!r}")
+    given = [t for t in TARGET_KEYS if s.get(t) is not None]
+    if len(given) > 1 or (given and ("qp" in s or s.get("lossless"))):
+        raise ValueError(f"policy override {key!r}: give one of qp, lossless, target_snr_db, target_bpw")
+    if ("qp" in s or s.get("lossless") or given) and "storage" not in s:
         s["storage"] = "hevc"
     return s
 
@@ -109,9 +124,18 @@ class Policy:
         min_elements: int = DEFAULT_MIN_ELEMENTS,
         conv_storage: str = "int8",
         per_channel: bool = True,
+        target_snr_db: Optional[float] = None,
+        target_bpw: Optional[float] = None,
         overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
     ):
-        base = _check_settings("<defaults>", {"qp": qp, "lossless": lossless, "preset": preset})
+        base = _check_settings("<defaults>", {"preset": preset, "target_snr_db": target_snr_db,
+                                              "target_bpw": target_bpw})
+        base.update(_check_settings("<defaults>", {"qp": qp, "lossless": lossless}))
+        if (target_snr_db is not None or target_bpw is not None) and lossless:
+            raise ValueError("a target and lossless exclude each other")
+        if target_snr_db is not None and target_bpw is not None:
+            raise ValueError("give one of target_snr_db and target_bpw")
+        self.target_snr_db, self.target_bpw = target_snr_db, target_bpw
         if isinstance(min_elements, bool) or not isinstance(min_elements, int) or min_elements < 0:
             raise ValueError(f"min_elements must be a non-negative integer, got {min_elements!r}")
         if conv_storage not in STORAGES:
@@ -144,8 +168,10 @@ class Policy:
 
     def _default(self, kind: str) -> TensorPlan:
         if kind == "linear":
-            return TensorPlan("hevc", kind, qp=None if self.lossless else self.qp, lossless=self.lossless,
-                              per_channel=self.per_channel, preset=self.preset)
+            targeted = self.target_snr_db is not None or self.target_bpw is not None
+            return TensorPlan("hevc", kind, qp=None if self.lossless or targeted else self.qp, lossless=self.lossless,
+                              per_channel=self.per_channel, preset=self.preset, target_snr_db=self.target_snr_db,
+                              target_bpw=self.target_bpw)
         if kind == "conv":
             return TensorPlan(self.conv_storage, kind, lossless=self.conv_storage == "hevc",
                               per_channel=self.per_channel, preset=self.preset)
@@ -169,13 +195,28 @@ class Policy:
                 f"tensor {name!r} ({dtype}) can only be stored raw; quantised storage takes {', '.join(QUANTIZABLE_DTYPES)}"
             )
         merged = {k: v for k, v in settings.items() if k != "storage"}
+        chooser = {"qp": None, "lossless": False, "target_snr_db": None, "target_bpw": None}
         if storage == "hevc":
-            lossless = merged.get("lossless", plan.lossless if plan.storage == "hevc" else False)
-            qp = merged.get("qp", plan.qp if plan.qp is not None else self.qp)
-            merged.update(lossless=lossless, qp=None if lossless else qp)
-        else:
-            merged.update(lossless=False, qp=None)
+            # what sets the QP: the override's own choice, else the plan's if it was
+            # HEVC already, else the policy's QP
+            if merged.get("qp") is not None or merged.get("lossless") or any(merged.get(t) is not None for t in TARGET_KEYS):
+                chooser.update({k: merged[k] for k in chooser if k in merged})
+            elif plan.storage == "hevc":
+                chooser.update(qp=plan.qp, lossless=plan.lossless, target_snr_db=plan.target_snr_db,
+                               target_bpw=plan.target_bpw)
+            else:
+                chooser["qp"] = self.qp
+            if chooser["lossless"] or chooser["target_snr_db"] is not None or chooser["target_bpw"] is not None:
+                chooser["qp"] = None
+        merged.update(chooser)
         return replace(plan, storage=storage, **merged)
+
+    def with_overrides(self, extra: Mapping[str, Mapping[str, Any]]) -> "Policy":
+        """This policy with more overrides after its own (later ones win)."""
+        return Policy(self.qp, lossless=self.lossless, preset=self.preset, min_elements=self.min_elements,
+                      conv_storage=self.conv_storage, per_channel=self.per_channel,
+                      target_snr_db=self.target_snr_db, target_bpw=self.target_bpw,
+                      overrides={**self._overrides, **extra})
 
     def unmatched(self, names: Iterable[str]) -> list[str]:
         """Name patterns that match none of the given tensor names."""
@@ -187,7 +228,7 @@ class Policy:
             {
                 "qp": self.qp, "lossless": self.lossless, "preset": self.preset,
                 "min_elements": self.min_elements, "conv_storage": self.conv_storage,
-                "per_channel": self.per_channel,
+                "per_channel": self.per_channel, "target_snr_db": self.target_snr_db, "target_bpw": self.target_bpw,
                 "overrides": self._overrides,
             },
             sort_keys=True,

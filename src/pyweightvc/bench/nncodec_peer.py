@@ -75,7 +75,8 @@ def run(python: str, weights: dict[str, np.ndarray], groups: dict[str, str], qps
     (work / "input.json").write_text(json.dumps(index))
     cmd = [python, str(DRIVER), str(work), ",".join(map(str, qps)), str(repeats)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        # cwd: NNCodec writes its bitstream files into the working directory
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=work)
     except subprocess.TimeoutExpired:
         raise Unavailable(f"NNCodec did not finish within {timeout:.0f} s") from None
     if proc.returncode != 0:

@@ -1,0 +1,388 @@
+"""Choosing the QP for the user.
+
+- Per tensor: :func:`encode_to_target` finds the largest QP whose weight SNR
+  reaches ``target_snr_db`` (fewest bytes that meet it), or the smallest QP whose
+  bits per weight fit ``target_bpw`` (closest that fits). Bisection over QP 0..51
+  with trial encodes of a probe (evenly spaced 32-row blocks of a large tensor,
+  same scales), then the full tensor at the chosen QP, checked, and stepped by
+  one QP while it misses the target. The result is exact, not estimated: the
+  returned blob meets the target.
+- Whole model: :func:`allocate` spends a byte budget across the HEVC-coded
+  tensors by Lagrangian rate allocation over per-tensor rate-distortion curves
+  (see docs/rate.md).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional
+
+import numpy as np
+
+from ._arrays import BF16, as_matrix
+from .codec import Decoder, Encoder, read_header
+
+PROBE_ELEMENTS = 1 << 18  # trial encodes on about this many weights
+PROBE_BLOCK_ROWS = 32
+LOSSLESS_RIVAL_QP = 12  # at or below this QP, lossless is tried as well
+
+
+@dataclass
+class Choice:
+    """What the search settled on, and what it cost."""
+
+    qp: Optional[int]  # None: lossless
+    snr_db: float
+    bits_per_weight: float
+    trials: list = field(default_factory=list)  # (qp, bits per weight, snr dB) of the probe encodes
+
+
+def _values(m) -> np.ndarray:
+    """The matrix's values as float64 (bfloat16 widened), for SNR."""
+    if m.dtype_code == BF16:
+        return (m.data.astype(np.uint16).astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    return m.data.astype(np.float64)
+
+
+def _snr_db(ref: np.ndarray, got: np.ndarray) -> float:
+    noise = float(((ref - got) ** 2).sum())
+    signal = float((ref * ref).sum())
+    if noise == 0:
+        return math.inf
+    return 10 * math.log10(signal / noise) if signal > 0 else -math.inf
+
+
+def _probe(values: np.ndarray) -> np.ndarray:
+    """Evenly spaced blocks of rows (the block containing the largest weight among
+    them, so a per-tensor scale is the same as the full tensor's)."""
+    rows, cols = values.shape
+    if rows * cols <= PROBE_ELEMENTS or rows <= 2 * PROBE_BLOCK_ROWS:
+        return values
+    n_blocks = max(1, min(rows // PROBE_BLOCK_ROWS, PROBE_ELEMENTS // (PROBE_BLOCK_ROWS * cols) or 1))
+    starts = set(np.linspace(0, rows - PROBE_BLOCK_ROWS, n_blocks).astype(int).tolist())
+    peak_row = int(np.unravel_index(np.argmax(np.abs(values)), values.shape)[0])
+    starts.add(min(peak_row // PROBE_BLOCK_ROWS * PROBE_BLOCK_ROWS, rows - PROBE_BLOCK_ROWS))
+    return np.concatenate([values[s : s + PROBE_BLOCK_ROWS] for s in sorted(starts)])
+
+
+class _Trials:
+    """Encodes one matrix at any QP, remembering every result."""
+
+    def __init__(self, values: np.ndarray, source: Any, options: dict, decoder: Decoder):
+        self.values, self.source, self.options, self.decoder = values, source, options, decoder
+        self.results: dict = {}
+
+    def __call__(self, qp: int):
+        if qp not in self.results:
+            blob = Encoder(qp, **self.options).encode(self.source)
+            got = self.decoder.decode(blob).astype(np.float64).reshape(self.values.shape)
+            self.results[qp] = (blob, 8 * len(blob) / self.values.size, _snr_db(self.values, got))
+        return self.results[qp]
+
+
+def _check_target(name: str, value: Any, lo: float, hi: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(value) or not lo < value <= hi:
+        raise ValueError(f"{name} must be a number in ({lo:g}, {hi:g}], got {value!r}")
+    return float(value)
+
+
+def encode_to_target(x: Any, target_snr_db: Optional[float] = None, target_bpw: Optional[float] = None,
+                     **options: Any) -> tuple[bytes, Choice]:
+    """Encode `x` at the QP that meets one target; returns (blob, Choice).
+
+    target_snr_db: weight SNR in dB the decoded tensor must reach (largest such QP).
+    target_bpw: bits per weight (whole blob, header included) it must fit in
+    (smallest such QP). Other options as for :class:`Encoder` (not qp/lossless).
+    If even QP 0 misses an SNR target, the 8-bit levels are coded losslessly when
+    they reach it; otherwise ValueError says what the tensor can reach.
+    """
+    if (target_snr_db is None) == (target_bpw is None):
+        raise ValueError("give exactly one of target_snr_db and target_bpw")
+    for key in ("qp", "lossless"):
+        if key in options:
+            raise ValueError(f"{key} cannot be combined with a target: the target chooses the QP")
+    want_snr = target_snr_db is not None
+    target = _check_target("target_snr_db", target_snr_db, 0, 200) if want_snr \
+        else _check_target("target_bpw", target_bpw, 0, 64)
+    m = as_matrix(x)
+    values = _values(m)
+    decoder = Decoder(options.get("threads"))
+    probe_values = _probe(values)
+    probe_source = x if probe_values is values else probe_values.astype(np.float32)
+    probe = _Trials(probe_values, probe_source, options, decoder)
+
+    def ok(result) -> bool:
+        return result[2] >= target if want_snr else result[1] <= target
+
+    # monotone in QP: SNR falls and size shrinks as QP rises
+    lo, hi = -1, 52  # want_snr: ok(lo) holds, ok(hi) fails; otherwise the reverse
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(probe(mid)) == want_snr:
+            lo = mid
+        else:
+            hi = mid
+    qp = lo if want_snr else hi
+    trials = [(q, r[1], r[2]) for q, r in sorted(probe.results.items())]
+
+    full = probe if probe_values is values else _Trials(values, x, options, decoder)
+    step = -1 if want_snr else 1
+    while 0 <= qp <= 51 and not ok(full(qp)):
+        qp += step
+    def lossless():
+        blob = Encoder(0, lossless=True, **options).encode(x)
+        got = decoder.decode(blob).astype(np.float64).reshape(values.shape)
+        return blob, 8 * len(blob) / values.size, _snr_db(values, got)
+
+    if 0 <= qp <= 51:
+        blob, bpw, snr = full(qp)
+        if qp <= LOSSLESS_RIVAL_QP:
+            # near QP 0 lossless coding of the levels can be both smaller and closer
+            lblob, lbpw, lsnr = lossless()
+            if ok((lblob, lbpw, lsnr)) and (lbpw < bpw if want_snr else lsnr > snr):
+                return lblob, Choice(None, lsnr, lbpw, trials)
+        return blob, Choice(qp, snr, bpw, trials)
+    if want_snr:
+        blob, bpw, snr = lossless()
+        if snr >= target:
+            return blob, Choice(None, snr, bpw, trials)
+        raise ValueError(f"target_snr_db {target:g} dB is above what this tensor's "
+                         f"{options.get('bits', 8)}-bit levels reach ({snr:.2f} dB)")
+    smallest = full(51)[1]
+    raise ValueError(f"target_bpw {target:g} is below the smallest this tensor codes to "
+                     f"({smallest:.3f} bits per weight at QP 51)")
+
+
+def chosen_qp(blob: Any) -> Optional[int]:
+    """The QP a blob was coded at (None for lossless)."""
+    h = read_header(blob)
+    return None if h.lossless else h.qp
+
+
+# ---------------------------------------------------------------------------
+# whole models: a byte budget spread across tensors
+
+CURVE_QPS = tuple(range(6, 52, 4))
+SIZE_ROUNDS = 8  # 6, 10, ..., 50: probe encodes per tensor; QPs between are interpolated
+
+
+@dataclass
+class Curve:
+    """A tensor's probe rate-distortion curve: bits per weight and weight SNR per QP."""
+
+    elements: int
+    qps: np.ndarray
+    bpw: np.ndarray
+    snr_db: np.ndarray
+
+    def bytes_at(self, qp: np.ndarray) -> np.ndarray:
+        return np.interp(qp, self.qps, self.bpw) * self.elements / 8
+
+    def noise_at(self, qp: np.ndarray) -> np.ndarray:
+        """Relative noise energy: elements x noise power / signal power."""
+        return self.elements * 10 ** (-np.interp(qp, self.qps, self.snr_db) / 10)
+
+
+def tensor_curve(x: Any, qps=CURVE_QPS, **options: Any) -> Curve:
+    """Probe encodes of `x` at each QP (options as for :class:`Encoder`)."""
+    m = as_matrix(x)
+    values = _values(m)
+    probe_values = _probe(values)
+    source = x if probe_values is values else probe_values.astype(np.float32)
+    trials = _Trials(probe_values, source, options, Decoder(options.get("threads")))
+    res = [trials(q) for q in qps]
+    snr = np.array([min(r[2], 99.0) for r in res])  # lossless-exact probes would be inf
+    return Curve(values.size, np.array(qps, float), np.array([r[1] for r in res]), snr)
+
+
+def allocate_qps(curves: dict, budget_bytes: float, sensitivity: Optional[dict] = None) -> dict:
+    """QP per tensor minimising the sum over tensors of sensitivity x relative noise
+    energy (elements x 10^(-SNR/10)) with the predicted bytes within the budget:
+    every tensor takes the QP where its rate-distortion slope equals one common
+    Lagrange multiplier, found by bisection."""
+    names = list(curves)
+    grid = np.arange(int(min(c.qps[0] for c in curves.values())), int(max(c.qps[-1] for c in curves.values())) + 1)
+    weight = {n: float((sensitivity or {}).get(n, 1.0)) for n in names}
+    table = {n: (weight[n] * curves[n].noise_at(grid), curves[n].bytes_at(grid)) for n in names}
+
+    def pick(lam: float) -> tuple[dict, float]:
+        chosen, total = {}, 0.0
+        for n, (noise, size) in table.items():
+            i = int(np.argmin(noise + lam * size))
+            chosen[n] = int(grid[i])
+            total += size[i]
+        return chosen, total
+
+    smallest = sum(size[-1] for _, size in table.values())
+    if smallest > budget_bytes:
+        raise ValueError(f"the coded tensors need at least about {smallest:,.0f} bytes at QP {grid[-1]}; "
+                         f"the budget leaves them {budget_bytes:,.0f}")
+    lo, hi = 1e-15, 1e15  # multiplier: small spends bytes freely, large saves them
+    if pick(lo)[1] <= budget_bytes:
+        return pick(lo)[0]
+    for _ in range(200):
+        mid = math.sqrt(lo * hi)
+        if pick(mid)[1] > budget_bytes:
+            lo = mid
+        else:
+            hi = mid
+        if hi / lo < 1 + 1e-9:
+            break
+    return pick(hi)[0]
+
+
+def save_file_to_size(tensors, path: str, target_bytes: int, policy=None, sensitivity: Optional[dict] = None,
+                      metadata: Optional[dict] = None, threads: Optional[int] = None, progress=None) -> dict:
+    """Write a .wvc file of at most `target_bytes` bytes: the policy's lossy HEVC
+    tensors get a QP each from :func:`allocate_qps` over their probe curves; the
+    file is then written, measured, and the allocation corrected with the real
+    sizes until it fits. sensitivity: tensor name -> weight of its relative noise
+    (default 1 each; e.g. pyweightvc.torch.output_sensitivity). Returns the header
+    written; the chosen QPs are in its entries (and the target in the metadata)."""
+    import os
+    import re
+
+    from .container import _storage_key, dtype_name, save_file
+    from .policy import Policy
+
+    if isinstance(target_bytes, bool) or not isinstance(target_bytes, (int, np.integer)) or target_bytes <= 0:
+        raise ValueError(f"target size must be a positive number of bytes, got {target_bytes!r}")
+    policy = policy or Policy()
+    seen, coded = set(), []
+    for name, x in tensors.items():
+        key = _storage_key(x)
+        if key is not None and key in seen:
+            continue
+        seen.add(key)
+        plan = policy.plan(name, dtype_name(x), tuple(x.shape))
+        if plan.storage == "hevc" and not plan.lossless:
+            coded.append((name, plan))
+    if not coded:
+        raise ValueError("no tensor takes lossy HEVC under this policy: nothing to fit to a size")
+    curves = {}
+    for name, plan in coded:
+        curves[name] = tensor_curve(tensors[name], preset=plan.preset, threads=threads, bits=plan.bits,
+                                    symmetric=plan.symmetric, per_channel=plan.per_channel)
+        if progress:
+            progress(name)
+    meta = {**(metadata or {}), "target_size_bytes": str(int(target_bytes))}
+    tmp = f"{path}.sizing{os.getpid()}"
+    pattern = {name: "re:^" + re.escape(name) + "$" for name in curves}
+    try:
+        # round 0 measures the other tensors and the header at the curves' middle QP;
+        # later rounds allocate with the real sizes and stop once the file fits
+        qps = {name: int(np.median(CURVE_QPS)) for name in curves}
+        for attempt in range(SIZE_ROUNDS):
+            overrides = {pattern[n]: {"qp": q} for n, q in qps.items()}
+            header = save_file(tensors, tmp, policy=policy.with_overrides(overrides), metadata=meta, threads=threads)
+            size = os.path.getsize(tmp)
+            if attempt > 0 and size <= target_bytes:
+                break
+            actual = {n: header[n]["data_offsets"][1] - header[n]["data_offsets"][0] for n in curves}
+            for n, c in curves.items():  # correct each probe curve by what the full tensor took
+                predicted = float(c.bytes_at(np.array(qps[n])))
+                if predicted > 0:
+                    c.bpw = c.bpw * (actual[n] / predicted)
+            fixed = size - sum(actual.values())
+            if fixed >= target_bytes:
+                raise ValueError(f"the tensors not coded lossy and the file header alone take {fixed:,} bytes, "
+                                 f"over the target of {target_bytes:,}")
+            new = allocate_qps(curves, target_bytes - fixed, sensitivity)
+            if attempt >= SIZE_ROUNDS // 2 and size > target_bytes:  # corrections did not converge: step up
+                new = {n: min(51, max(new[n], qps[n] + 1)) for n in new}
+            qps = new
+        else:
+            raise ValueError(f"could not fit the model into {target_bytes:,} bytes (the last try took {size:,})")
+        os.replace(tmp, path)
+        return header
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _qps_for_snr(curve: Curve, target_db: float) -> int:
+    """Largest QP whose (interpolated) probe SNR reaches the target."""
+    grid = np.arange(int(curve.qps[0]), int(curve.qps[-1]) + 1)
+    snr = np.interp(grid, curve.qps, curve.snr_db)
+    ok = grid[snr >= target_db]
+    return int(ok.max()) if ok.size else int(grid[0])
+
+
+def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, Any]], float], max_drop: float,
+                           policy=None, metadata: Optional[dict] = None, threads: Optional[int] = None,
+                           like: str = "numpy", snr_range: tuple = (4.0, 48.0), resolution_db: float = 0.5) -> dict:
+    """Write the smallest .wvc file (searching one weight-SNR target shared by the
+    lossy HEVC tensors) whose decoded weights keep `evaluate` within `max_drop` of
+    its score on the original tensors. evaluate(state) -> score, higher is better;
+    state maps names to arrays (like="numpy") or torch tensors (like="torch"), as
+    load_file returns them. Each step writes a file, loads and evaluates it; QPs
+    come from probe curves, computed once. Returns {"header", "target_snr_db",
+    "score", "baseline", "evaluations"}."""
+    import os
+    import re
+
+    from .container import load_file, save_file
+    from .policy import Policy
+
+    if isinstance(max_drop, bool) or not isinstance(max_drop, (int, float)) or not math.isfinite(max_drop) \
+            or max_drop < 0:
+        raise ValueError(f"max_drop must be a non-negative number, got {max_drop!r}")
+    policy = policy or Policy()
+    coded = [n for n, x in tensors.items() if (p := policy.plan(n, _dtype(x), tuple(x.shape))).storage == "hevc"
+             and not p.lossless]
+    if not coded:
+        raise ValueError("no tensor takes lossy HEVC under this policy: nothing to search")
+    curves = {}
+    for n in coded:
+        p = policy.plan(n, _dtype(tensors[n]), tuple(tensors[n].shape))
+        curves[n] = tensor_curve(tensors[n], preset=p.preset, threads=threads, bits=p.bits, symmetric=p.symmetric,
+                                 per_channel=p.per_channel)
+    baseline = float(evaluate(tensors))
+    pattern = {n: "re:^" + re.escape(n) + "$" for n in curves}
+    trial_path, best_path = f"{path}.trial{os.getpid()}", f"{path}.best{os.getpid()}"
+    meta = {**(metadata or {}), "max_accuracy_drop": repr(float(max_drop))}
+    log: list = []
+
+    def attempt(target_db: float):
+        qps = {n: _qps_for_snr(c, target_db) for n, c in curves.items()}
+        header = save_file(tensors, trial_path, threads=threads, metadata=meta,
+                           policy=policy.with_overrides({pattern[n]: {"qp": q} for n, q in qps.items()}))
+        score = float(evaluate(load_file(trial_path, like=like, threads=threads)))
+        log.append({"target_snr_db": target_db, "bytes": os.path.getsize(trial_path), "score": score})
+        return header, score
+
+    try:
+        lo, hi = snr_range
+        header, score = attempt(hi)
+        if baseline - score > max_drop:
+            raise ValueError(f"even {hi:g} dB per tensor drops the score by {baseline - score:.4g} (> {max_drop:g})")
+        best = (hi, header, score)
+        os.replace(trial_path, best_path)
+        header, score = attempt(lo)
+        if baseline - score <= max_drop:
+            best = (lo, header, score)
+            os.replace(trial_path, best_path)
+        else:
+            while hi - lo > resolution_db:
+                mid = (lo + hi) / 2
+                header, score = attempt(mid)
+                if baseline - score <= max_drop:
+                    hi, best = mid, (mid, header, score)
+                    os.replace(trial_path, best_path)
+                else:
+                    lo = mid
+        os.replace(best_path, path)
+        return {"header": best[1], "target_snr_db": best[0], "score": best[2], "baseline": baseline,
+                "evaluations": log}
+    finally:
+        for p in (trial_path, best_path):
+            if os.path.exists(p):
+                os.remove(p)
+
+
+def _dtype(x: Any) -> str:
+    from .container import dtype_name
+
+    return dtype_name(x)

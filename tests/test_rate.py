@@ -1,0 +1,156 @@
+"""QP chosen for the user: per-tensor SNR / bits-per-weight targets, whole-model
+byte budgets and accuracy-driven search."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+import pyweightvc as wvc
+from pyweightvc import cli, rate
+
+
+def _w(rows=300, cols=500, std=0.02, seed=0):
+    return (np.random.default_rng(seed).standard_normal((rows, cols)) * std).astype(np.float32)
+
+
+def _snr(ref, got):
+    ref = ref.astype(np.float64)
+    return 10 * math.log10((ref**2).sum() / ((ref - got) ** 2).sum())
+
+
+@pytest.mark.parametrize("target", [12.0, 20.0, 31.5])
+def test_snr_target_is_met_with_the_largest_qp(target):
+    w = _w()
+    blob, choice = rate.encode_to_target(w, target_snr_db=target, per_channel=True)
+    got = wvc.decode(blob)
+    assert _snr(w, got) >= target and choice.snr_db == pytest.approx(_snr(w, got))
+    assert wvc.read_header(blob).qp == choice.qp
+    # one QP more would miss the target: the choice is the cheapest that meets it
+    assert _snr(w, wvc.decode(wvc.encode(w, qp=choice.qp + 1, per_channel=True))) < target
+
+
+@pytest.mark.parametrize("target", [1.0, 3.0, 5.5])
+def test_bpw_target_fits_with_the_smallest_qp(target):
+    w = _w()
+    blob, choice = rate.encode_to_target(w, target_bpw=target, per_channel=True)
+    assert 8 * len(blob) / w.size <= target
+    assert 8 * len(wvc.encode(w, qp=choice.qp - 1, per_channel=True)) / w.size > target
+
+
+def test_large_tensors_are_searched_on_a_probe_and_checked_in_full():
+    w = _w(4000, 512)
+    blob, choice = rate.encode_to_target(w, target_snr_db=20)
+    assert all(len(t) == 3 for t in choice.trials) and len(choice.trials) <= 7
+    assert _snr(w, wvc.decode(blob)) >= 20
+
+
+def test_targets_through_encode_and_their_errors():
+    w = _w()
+    assert _snr(w, wvc.decode(wvc.encode(w, target_snr_db=25))) >= 25
+    with pytest.raises(ValueError, match="not both"):
+        wvc.encode(w, qp=20, target_snr_db=25)
+    with pytest.raises(ValueError, match="exactly one"):
+        rate.encode_to_target(w, target_snr_db=20, target_bpw=3)
+    with pytest.raises(ValueError, match=r"target_snr_db must be a number in \(0, 200\]"):
+        wvc.encode(w, target_snr_db=float("nan"))
+    with pytest.raises(ValueError, match="above what this tensor's 8-bit levels reach"):
+        wvc.encode(w, target_snr_db=60)
+    with pytest.raises(ValueError, match="below the smallest this tensor codes to"):
+        wvc.encode(w, target_bpw=0.001)
+
+
+def test_near_qp_0_lossless_wins_when_smaller():
+    w = _w()
+    blob, choice = rate.encode_to_target(w, target_snr_db=42, per_channel=True)
+    assert choice.qp is None and wvc.read_header(blob).lossless
+    levels, scale, zp = wvc.quantize(w, per_channel=True)
+    np.testing.assert_array_equal(wvc.decode(blob), wvc.dequantize(levels, scale, zp))
+
+
+def test_policy_targets_are_recorded_in_the_file(tmp_path):
+    tensors = {"fc.weight": _w(), "emb.weight": _w(200, 300, 0.1, seed=1), "fc.bias": np.zeros(300, np.float32)}
+    path = str(tmp_path / "m.wvc")
+    wvc.save_file(tensors, path, policy=wvc.Policy(target_snr_db=18, overrides={"emb.*": {"target_bpw": 2.5}}))
+    back = wvc.load_file(path)
+    with wvc.safe_open(path) as f:
+        fc, emb = f.entry("fc.weight"), f.entry("emb.weight")
+    assert fc["target_snr_db"] == 18 and isinstance(fc["qp"], int) and _snr(tensors["fc.weight"], back["fc.weight"]) >= 18
+    assert emb["target_bpw"] == 2.5 and emb["data_offsets"][1] - emb["data_offsets"][0] <= 2.5 * 200 * 300 / 8
+    with pytest.raises(ValueError, match="give one of qp, lossless, target_snr_db, target_bpw"):
+        wvc.Policy(overrides={"x": {"qp": 20, "target_snr_db": 10}})
+
+
+def test_allocation_spends_bytes_where_they_buy_most():
+    """Two tensors, one much more sensitive: it gets the lower QP."""
+    a, b = _w(256, 512, seed=1), _w(256, 512, seed=2)
+    curves = {"a": rate.tensor_curve(a), "b": rate.tensor_curve(b)}
+    budget = float(curves["a"].bytes_at(np.array(26)) + curves["b"].bytes_at(np.array(26)))
+    even = rate.allocate_qps(curves, budget)
+    assert abs(even["a"] - even["b"]) <= 1
+    skewed = rate.allocate_qps(curves, budget, sensitivity={"a": 100.0, "b": 1.0})
+    assert skewed["a"] < even["a"] and skewed["b"] > even["b"]
+    with pytest.raises(ValueError, match="need at least about"):
+        rate.allocate_qps(curves, 10)
+
+
+@pytest.mark.parametrize("target", [60_000, 150_000])
+def test_file_fits_the_size_target(tmp_path, target):
+    tensors = {"a": _w(256, 512, seed=1), "b": _w(128, 1024, 0.1, seed=2), "bias": np.ones(64, np.float32)}
+    path = tmp_path / "m.wvc"
+    header = rate.save_file_to_size(tensors, str(path), target)
+    size = path.stat().st_size
+    assert target * 0.9 <= size <= target
+    with wvc.safe_open(str(path)) as f:
+        assert f.metadata()["target_size_bytes"] == str(target)
+        assert f.entry("a")["qp"] == header["a"]["qp"]
+    assert sorted(os.listdir(tmp_path)) == ["m.wvc"]
+
+
+def test_impossible_size_leaves_no_file(tmp_path):
+    tensors = {"a": _w(256, 512), "big": np.ones(5000, np.float32)}
+    with pytest.raises(ValueError, match="alone take"):
+        rate.save_file_to_size(tensors, str(tmp_path / "m.wvc"), 10_000)
+    assert os.listdir(tmp_path) == []
+
+
+def test_accuracy_search_keeps_the_score(tmp_path):
+    """A linear 'model': the score is the agreement of its argmax on fixed inputs."""
+    rng = np.random.default_rng(3)
+    w = _w(64, 256, 0.05, seed=4)
+    x = rng.standard_normal((400, 256)).astype(np.float32)
+    ref = (x @ w.T).argmax(1)
+
+    def score(state):
+        return float(((x @ np.asarray(state["w"]).T).argmax(1) == ref).mean())
+
+    out = rate.save_file_for_accuracy({"w": w}, str(tmp_path / "m.wvc"), score, max_drop=0.05)
+    assert out["baseline"] == 1.0 and out["score"] >= 0.95
+    assert score(wvc.load_file(str(tmp_path / "m.wvc"))) == out["score"]
+    sizes = {round(e["target_snr_db"], 3): e["bytes"] for e in out["evaluations"]}
+    assert (tmp_path / "m.wvc").stat().st_size == min(s for t, s in sizes.items() if t >= out["target_snr_db"])
+    assert sorted(os.listdir(tmp_path)) == ["m.wvc"]
+
+
+def test_command_targets(tmp_path, capsys):
+    from safetensors.numpy import save_file
+
+    src = tmp_path / "m.safetensors"
+    save_file({"a": _w(256, 512, seed=1), "b": _w(128, 1024, 0.1, seed=2)}, str(src))
+    out = tmp_path / "m.wvc"
+    assert cli.main(["compress", str(src), "-o", str(out), "--target-size", "80k", "--json"]) == 0
+    assert out.stat().st_size <= 80_000
+    assert cli.main(["compress", str(src), "-o", str(out), "--target-snr", "22", "--json"]) == 0
+    back = wvc.load_file(str(out))
+    from safetensors.numpy import load_file
+
+    orig = load_file(str(src))
+    assert all(_snr(orig[k], back[k]) >= 22 for k in orig)
+    capsys.readouterr()
+    assert cli.main(["compress", str(src), "-o", str(out), "--qp", "20", "--target-snr", "22"]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["compress", str(src), "-o", str(out), "--target-size", "12 parsecs"])
+    assert exc.value.code == 2 and "bad size '12 parsecs'" in capsys.readouterr().err
+    assert cli.parse_size("2.5MB") == 2_500_000 and cli.parse_size("1KiB") == 1024
