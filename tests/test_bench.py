@@ -79,6 +79,18 @@ def test_quick_suite_measurements_are_consistent(quick_run):
         assert r["encode_s"] >= 0 and r["decode_s"] >= 0
 
 
+def test_quick_suite_lets_pyweightvc_choose_the_qps(quick_run):
+    _, results = quick_run
+    subject = results["subjects"]["mlp_mnist"]
+    snr = _row(results, "pyweightvc", "target SNR")
+    assert snr["snr_fc_db"] >= 22  # every fc tensor reaches 22 dB, so the group does
+    sized, q36 = _row(results, "pyweightvc", "sized"), _row(results, "pyweightvc", setting="QP 36")
+    assert 0.9 * q36["bytes"] <= sized["bytes"] <= q36["bytes"]
+    search = _row(results, "pyweightvc", "accuracy search")
+    assert search["accuracy"] >= subject["match_threshold"]
+    assert search["bytes"] < _row(results, "pyweightvc", setting="QP 24")["bytes"]
+
+
 def test_publish_writes_the_report_with_its_figures(quick_run, tmp_path):
     out, _ = quick_run
     target = tmp_path / "docs" / "benchmarks.md"
@@ -104,7 +116,7 @@ def test_tensor_groups_follow_the_policy():
 def test_lossless_level_coders_return_the_quantised_weights(method, tmp_path):
     w = _weights()
     groups = methods.tensor_groups(w)
-    outcome = methods.run_level_coder(Setting(method, "default", "8-bit levels"), w, groups, str(tmp_path), 1)
+    outcome = methods.run_level_coder(Setting(method, "default", "8-bit levels"), w, groups, str(tmp_path), 1, {})
     for k in ("fc.weight", "conv.weight"):
         levels, scale, zp = wvc.quantize(w[k], per_channel=True)
         np.testing.assert_array_equal(outcome.weights[k], wvc.dequantize(levels, scale, zp))
@@ -117,8 +129,8 @@ def test_lossless_level_coders_return_the_quantised_weights(method, tmp_path):
 def test_jpeg_codes_fc_matrices_and_keeps_conv_levels(tmp_path):
     w = _weights()
     groups = methods.tensor_groups(w)
-    lo = methods.run_level_coder(Setting("jpeg", "default", "q 30", 30, {"quality": 30}), w, groups, str(tmp_path), 1)
-    hi = methods.run_level_coder(Setting("jpeg", "default", "q 95", 95, {"quality": 95}), w, groups, str(tmp_path), 1)
+    lo = methods.run_level_coder(Setting("jpeg", "default", "q 30", 30, {"quality": 30}), w, groups, str(tmp_path), 1, {})
+    hi = methods.run_level_coder(Setting("jpeg", "default", "q 95", 95, {"quality": 95}), w, groups, str(tmp_path), 1, {})
     assert lo.group_bytes["fc"] < hi.group_bytes["fc"]
     snr = [harness._snr(w, o.weights, ["fc.weight"]) for o in (lo, hi)]
     assert 0 < snr[0] < snr[1]
@@ -138,7 +150,7 @@ def test_pyweightvc_variants_map_to_policies(tmp_path):
     assert not tensor.plan("a", "float32", shape).per_channel
     w = _weights()
     outcome = methods.run_pyweightvc(Setting("pyweightvc", "conv HEVC", "QP 30", 30, {"qp": 30, "conv_hevc": True}),
-                                     w, methods.tensor_groups(w), str(tmp_path), 1)
+                                     w, methods.tensor_groups(w), str(tmp_path), 1, {})
     assert outcome.group_bytes["conv"] > 0 and outcome.group_bytes["overhead"] > 0
     assert 0 < harness._snr(w, outcome.weights, ["conv.weight"]) < 40
     assert list(tmp_path.iterdir()) == []  # the .wvc file was removed

@@ -24,6 +24,7 @@ from .codec import (
 from .container import load_file, safe_open, save_file
 from .errors import ContainerError, DecoderError, EncoderError, FormatError, WeightVCError
 from .policy import Policy
+from . import rate
 
 __version__ = _versions()["pyweightvc"]
 
@@ -42,6 +43,7 @@ __all__ = [
     "load_file",
     "safe_open",
     "Policy",
+    "rate",
     "WeightVCError",
     "EncoderError",
     "DecoderError",

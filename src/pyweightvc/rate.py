@@ -197,6 +197,19 @@ def tensor_curve(x: Any, qps=CURVE_QPS, **options: Any) -> Curve:
     return Curve(values.size, np.array(qps, float), np.array([r[1] for r in res]), snr)
 
 
+def _cached_curve(cache: Optional[dict], name: str, x: Any, plan, threads: Optional[int]) -> Curve:
+    """The tensor's probe curve for the plan's settings, from the cache when there,
+    as a copy (callers correct curves in place)."""
+    key = (name, plan.preset, plan.bits, plan.symmetric, plan.per_channel)
+    curve = cache.get(key) if cache is not None else None
+    if curve is None:
+        curve = tensor_curve(x, preset=plan.preset, threads=threads, bits=plan.bits, symmetric=plan.symmetric,
+                             per_channel=plan.per_channel)
+        if cache is not None:
+            cache[key] = curve
+    return Curve(curve.elements, curve.qps.copy(), curve.bpw.copy(), curve.snr_db.copy())
+
+
 def allocate_qps(curves: dict, budget_bytes: float, sensitivity: Optional[dict] = None) -> dict:
     """QP per tensor minimising the sum over tensors of sensitivity x relative noise
     energy (elements x 10^(-SNR/10)) with the predicted bytes within the budget:
@@ -234,13 +247,15 @@ def allocate_qps(curves: dict, budget_bytes: float, sensitivity: Optional[dict] 
 
 
 def save_file_to_size(tensors, path: str, target_bytes: int, policy=None, sensitivity: Optional[dict] = None,
-                      metadata: Optional[dict] = None, threads: Optional[int] = None, progress=None) -> dict:
+                      metadata: Optional[dict] = None, threads: Optional[int] = None, progress=None,
+                      curve_cache: Optional[dict] = None) -> dict:
     """Write a .wvc file of at most `target_bytes` bytes: the policy's lossy HEVC
     tensors get a QP each from :func:`allocate_qps` over their probe curves; the
     file is then written, measured, and the allocation corrected with the real
     sizes until it fits. sensitivity: tensor name -> weight of its relative noise
-    (default 1 each; e.g. pyweightvc.torch.output_sensitivity). Returns the header
-    written; the chosen QPs are in its entries (and the target in the metadata)."""
+    (default 1 each). curve_cache: a dict kept between calls on the same tensors and
+    policy, so their probe curves are encoded once. Returns the header written;
+    the chosen QPs are in its entries (and the target in the metadata)."""
     import os
     import re
 
@@ -261,11 +276,9 @@ def save_file_to_size(tensors, path: str, target_bytes: int, policy=None, sensit
             coded.append((name, plan))
     if not coded:
         raise ValueError("no tensor takes lossy HEVC under this policy: nothing to fit to a size")
-    curves = {}
-    for name, plan in coded:
-        curves[name] = tensor_curve(tensors[name], preset=plan.preset, threads=threads, bits=plan.bits,
-                                    symmetric=plan.symmetric, per_channel=plan.per_channel)
-        if progress:
+    curves = {name: _cached_curve(curve_cache, name, tensors[name], plan, threads) for name, plan in coded}
+    if progress:
+        for name in curves:
             progress(name)
     meta = {**(metadata or {}), "target_size_bytes": str(int(target_bytes))}
     tmp = f"{path}.sizing{os.getpid()}"
@@ -312,14 +325,15 @@ def _qps_for_snr(curve: Curve, target_db: float) -> int:
 
 def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, Any]], float], max_drop: float,
                            policy=None, metadata: Optional[dict] = None, threads: Optional[int] = None,
-                           like: str = "numpy", snr_range: tuple = (4.0, 48.0), resolution_db: float = 0.5) -> dict:
+                           like: str = "numpy", snr_range: tuple = (4.0, 48.0), resolution_db: float = 0.5,
+                           curve_cache: Optional[dict] = None) -> dict:
     """Write the smallest .wvc file (searching one weight-SNR target shared by the
     lossy HEVC tensors) whose decoded weights keep `evaluate` within `max_drop` of
     its score on the original tensors. evaluate(state) -> score, higher is better;
     state maps names to arrays (like="numpy") or torch tensors (like="torch"), as
     load_file returns them. Each step writes a file, loads and evaluates it; QPs
     come from probe curves, computed once. Returns {"header", "target_snr_db",
-    "score", "baseline", "evaluations"}."""
+    "score", "baseline", "evaluations"}. curve_cache as for save_file_to_size."""
     import os
     import re
 
@@ -334,11 +348,8 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
              and not p.lossless]
     if not coded:
         raise ValueError("no tensor takes lossy HEVC under this policy: nothing to search")
-    curves = {}
-    for n in coded:
-        p = policy.plan(n, _dtype(tensors[n]), tuple(tensors[n].shape))
-        curves[n] = tensor_curve(tensors[n], preset=p.preset, threads=threads, bits=p.bits, symmetric=p.symmetric,
-                                 per_channel=p.per_channel)
+    curves = {n: _cached_curve(curve_cache, n, tensors[n], policy.plan(n, _dtype(tensors[n]), tuple(tensors[n].shape)),
+                               threads) for n in coded}
     baseline = float(evaluate(tensors))
     pattern = {n: "re:^" + re.escape(n) + "$" for n in curves}
     trial_path, best_path = f"{path}.trial{os.getpid()}", f"{path}.best{os.getpid()}"

@@ -9,9 +9,13 @@ from pathlib import Path
 # one colour per method family, one line style per pyweightvc variant
 COLOURS = {"pyweightvc": "tab:blue", "nncodec": "tab:red", "jpeg": "tab:green", "zstd": "tab:purple",
            "xz": "tab:brown", "int8": "black"}
-STYLES = {"default": "-", "per-tensor": "--", "asymmetric": ":", "conv HEVC": "-.", "lossless": "none"}
+STYLES = {"default": "-", "per-tensor": "--", "asymmetric": ":", "conv HEVC": "-.", "lossless": "none",
+          "target SNR": (0, (5, 1)), "sized": (0, (1, 1)), "accuracy search": "none",
+          "accuracy search, conv HEVC": "none"}
+QP_VARIANTS = ("default", "per-tensor", "asymmetric", "conv HEVC")
 MARKERS = {"pyweightvc": "o", "nncodec": "s", "jpeg": "^", "zstd": "P", "xz": "X", "int8": "D"}
-VARIANT_MARKERS = {"default": "o", "per-tensor": "v", "asymmetric": "<", "conv HEVC": ">", "lossless": "*"}
+VARIANT_MARKERS = {"default": "o", "per-tensor": "v", "asymmetric": "<", "conv HEVC": ">", "lossless": "*",
+                   "target SNR": "d", "sized": "h", "accuracy search": "p", "accuracy search, conv HEVC": "P"}
 
 
 def _marker(method: str, variant: str) -> str:
@@ -87,7 +91,7 @@ def against_qp(plt, results, model, path: Path) -> None:
     s = results["subjects"][model]
     key = s["primary"]
     ylabel, scale = _metric_axis(s)
-    rows = [r for r in ok_rows(results, model) if r["method"] == "pyweightvc" and r["variant"] != "lossless"]
+    rows = [r for r in ok_rows(results, model) if r["method"] == "pyweightvc" and r["variant"] in QP_VARIANTS]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
     for (method, variant), rs in _series(rows).items():
         rs = sorted(rs, key=lambda r: r["knob"])
@@ -116,7 +120,7 @@ def fc_snr(plt, results, model, path: Path) -> None:
     from .report import ok_rows
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    rows = [r for r in ok_rows(results, model) if r["variant"] in ("default", "per-tensor")
+    rows = [r for r in ok_rows(results, model) if r["variant"] in ("default", "per-tensor", "target SNR", "sized")
             and math.isfinite(r["snr_fc_db"])]
     for (method, variant), rs in _series(rows).items():
         rs = sorted(rs, key=lambda r: r["bpw_fc"])

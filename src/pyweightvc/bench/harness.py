@@ -30,13 +30,15 @@ import pyweightvc as wvc
 from . import methods, nncodec_peer, subjects
 from .methods import GROUPS, Setting
 
+PAPER_QPS = (22, 24, 26, 28, 30, 32, 36)
 # the paper's QPs, and beyond until every model loses fidelity
-QPS = (22, 24, 26, 28, 30, 32, 36, 40, 44)
+QPS = PAPER_QPS + (40, 44)
 # MiniLM's embeddings need finer steps before the cosine reaches 0.99
 MINILM_QPS = (8, 12, 16, 20, 24, 28)
-CONV_HEVC_QPS = (12, 16, 20, 24, 28, 32)
-JPEG_QUALITIES = (10, 20, 30, 50, 70, 85, 95)
-NNCODEC_QPS = (-44, -40, -36, -32, -28, -24, -20, -16)
+CONV_HEVC_QPS = (16, 20, 24, 28)
+TARGET_SNRS = (14, 18, 22, 26, 30, 34)  # dB, every lossy tensor
+JPEG_QUALITIES = (5, 10, 20, 30, 40, 50, 70, 90, 95)
+NNCODEC_QPS = tuple(range(-40, -17, 2))
 
 
 @dataclass(frozen=True)
@@ -53,11 +55,24 @@ class Suite:
             qps = conv_qps = (24, 36)
         s = [_pwvc("default", qp) for qp in qps]
         s.append(Setting("pyweightvc", "lossless", "lossless", None, {"lossless": True}))
-        tensor_qps = qps if model != "minilm" else (12, 20, 28)  # per tensor collapses MiniLM; three points show it
+        # per tensor: the paper's QPs; it collapses MiniLM, which three points show
+        tensor_qps = PAPER_QPS if model != "minilm" else (12, 20, 28)
         s += [_pwvc("per-tensor", qp, per_channel=False) for qp in (tensor_qps[:1] if self.quick else tensor_qps)]
         s += [_pwvc("asymmetric", qp, symmetric=False) for qp in (qps[:1] if self.quick else qps[1:4:2])]
         if has_conv:
             s += [_pwvc("conv HEVC", qp, conv_hevc=True) for qp in conv_qps]
+        # QP chosen for the user (pyweightvc.rate): per-tensor SNR targets, the default
+        # variant's sizes spent by allocation across tensors, and the smallest file
+        # that keeps the matched-fidelity bar
+        minilm = model == "minilm"  # the slowest to encode: fewer search points
+        s += [Setting("pyweightvc", "target SNR", f"SNR {t} dB", t, {"target_snr_db": t})
+              for t in ((22,) if self.quick else TARGET_SNRS[::2] if minilm else TARGET_SNRS)]
+        s += [Setting("pyweightvc", "sized", f"size of QP {q}", q, {"size_of_qp": q})
+              for q in ((36,) if self.quick else (16, 24) if minilm else (24, 28, 32, 36))]
+        s.append(Setting("pyweightvc", "accuracy search", "matched-fidelity bar", None, {"accuracy": True}))
+        if has_conv:  # conv kernels searched too, through lossy HEVC
+            s.append(Setting("pyweightvc", "accuracy search, conv HEVC", "matched-fidelity bar", None,
+                             {"accuracy": True, "conv_hevc": True, "qp": 24}))
         s += [Setting(m, "default", "8-bit levels") for m in ("int8", "zstd", "xz")]
         s += [Setting("jpeg", "default", f"quality {q}", q, {"quality": q}) for q in ((50,) if self.quick else JPEG_QUALITIES)]
         s += [Setting("nncodec", "default", f"qp {q}", q) for q in ((-32,) if self.quick else NNCODEC_QPS)]
@@ -212,10 +227,11 @@ def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Op
             "tensors": {g: sum(1 for v in groups.values() if v == g) for g in GROUPS},
         }
         settings = suite.settings(name, sizes["elements"]["conv"] > 0)
+        context = {"score": subject.score, "max_drop": subject.max_drop(reference_fidelity)}
         bar = tqdm(total=len(settings), desc=name, unit="setting", disable=not progress, file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="pyweightvc-bench-") as work:
-            for setting, outcome, reason in methods.run_settings(settings, ref, groups, work, repeats, nnc_python,
-                                                                 nnc_error):
+            for setting, outcome, reason in methods.run_settings(settings, ref, groups, work, repeats, context,
+                                                                 nnc_python, nnc_error):
                 bar.set_postfix_str(f"{setting.method} {setting.variant} {setting.label}")
                 if outcome is None:
                     results["rows"].append({"model": name, "method": setting.method, "variant": setting.variant,

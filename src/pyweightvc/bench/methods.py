@@ -39,6 +39,7 @@ from typing import Callable, Iterator, Optional
 import numpy as np
 
 import pyweightvc as wvc
+from pyweightvc import rate
 from pyweightvc.policy import DEFAULT_MIN_ELEMENTS, tensor_kind
 
 GROUPS = ("fc", "conv", "other")
@@ -96,6 +97,8 @@ def _raw_other(weights, groups) -> int:
 
 def pyweightvc_policy(setting: Setting) -> wvc.Policy:
     o = setting.options
+    if o.get("target_snr_db") is not None:
+        return wvc.Policy(target_snr_db=o["target_snr_db"], per_channel=o.get("per_channel", True))
     lossless = o.get("lossless", False)
     linear: dict = {}
     conv: dict = {}
@@ -108,16 +111,37 @@ def pyweightvc_policy(setting: Setting) -> wvc.Policy:
                       preset=o.get("preset", wvc.codec.DEFAULT_PRESET), overrides=overrides or None)
 
 
-def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int) -> Outcome:
+def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int, context: dict) -> Outcome:
+    """Options beyond the policy's: "size_of_qp" (fit the file into the size the
+    default variant took at that QP: rate.save_file_to_size), "accuracy" (the
+    smallest file within the subject's matched-fidelity bar:
+    rate.save_file_for_accuracy with context["score"] and context["max_drop"]).
+    Settings that search (targets, sizes, accuracy) are timed once: their encode
+    time is the search's. Probe curves are shared between them (context["curves"])."""
     policy = pyweightvc_policy(setting)
+    o = setting.options
     path = os.path.join(workdir, "model.wvc")
-    encode_s, header = median_time(lambda: wvc.save_file(weights, path, policy=policy), repeats)
+    if "size_of_qp" in o:
+        target = context["default_bytes"][o["size_of_qp"]]
+        write, repeats = (lambda: rate.save_file_to_size(weights, path, target, policy=policy,
+                                                         curve_cache=context.setdefault("curves", {}))), 1
+    elif o.get("accuracy"):
+        write, repeats = (lambda: rate.save_file_for_accuracy(weights, path, context["score"], context["max_drop"],
+                                                              policy=policy, curve_cache=context.setdefault("curves", {})
+                                                              )["header"]), 1
+    elif o.get("target_snr_db") is not None:
+        write, repeats = (lambda: wvc.save_file(weights, path, policy=policy)), 1
+    else:
+        write = lambda: wvc.save_file(weights, path, policy=policy)  # noqa: E731
+    encode_s, header = median_time(write, repeats)
     decode_s, back = median_time(lambda: wvc.load_file(path), repeats)
     sizes = dict.fromkeys(GROUPS, 0)
     for name, e in header.items():
         if "data_offsets" in e:
             sizes[groups[name]] += e["data_offsets"][1] - e["data_offsets"][0]
     sizes["overhead"] = os.path.getsize(path) - sum(sizes.values())
+    if setting.variant == "default" and "qp" in o:
+        context.setdefault("default_bytes", {})[o["qp"]] = os.path.getsize(path)
     os.remove(path)
     return Outcome(back, sizes, encode_s, decode_s)
 
@@ -174,7 +198,7 @@ def _coders(setting: Setting):
     raise ValueError(f"no level coder named {name!r}")
 
 
-def run_level_coder(setting: Setting, weights, groups, workdir: str, repeats: int) -> Outcome:
+def run_level_coder(setting: Setting, weights, groups, workdir: str, repeats: int, context: dict) -> Outcome:
     coders = _coders(setting)
 
     def encode():
@@ -202,16 +226,19 @@ RUNNERS = {"pyweightvc": run_pyweightvc, "int8": run_level_coder, "zstd": run_le
            "jpeg": run_level_coder}
 
 
-def run_settings(settings: list[Setting], weights, groups, workdir: str, repeats: int,
+def run_settings(settings: list[Setting], weights, groups, workdir: str, repeats: int, context: dict,
                  nncodec_python: Optional[str] = None, nncodec_error: Optional[str] = None
                  ) -> Iterator[tuple[Setting, Optional[Outcome], Optional[str]]]:
-    """(setting, outcome, None) or (setting, None, reason it could not run)."""
+    """(setting, outcome, None) or (setting, None, reason it could not run), in
+    order (a "size_of_qp" setting needs its default QP run before it).
+    context: "score" and "max_drop" for the accuracy search; filled with
+    "default_bytes" per QP as the default variant runs."""
     from . import nncodec_peer
 
     nnc = [s for s in settings if s.method == "nncodec"]
     for s in settings:
         if s.method != "nncodec":
-            yield s, RUNNERS[s.method](s, weights, groups, workdir, repeats), None
+            yield s, RUNNERS[s.method](s, weights, groups, workdir, repeats, context), None
     if not nnc:
         return
     if nncodec_python is None:

@@ -65,6 +65,15 @@ class Subject:
     def evaluate(self, weights: dict[str, np.ndarray]) -> dict[str, float]:
         raise NotImplementedError
 
+    def score(self, weights: dict[str, np.ndarray]) -> float:
+        """The primary fidelity figure, signed so that higher is better."""
+        value = self.evaluate(weights)[self.primary.key]
+        return value if self.primary.higher_is_better else -value
+
+    def max_drop(self, reference: dict) -> float:
+        """How far the score may fall from the fp32 model's and still clear the bar."""
+        return abs(reference[self.primary.key] - self.match_threshold)
+
     def match_text(self) -> str:
         op = ">=" if self.primary.higher_is_better else "<="
         return f"{self.primary.label} {op} {self.primary.format(self.match_threshold)}"
