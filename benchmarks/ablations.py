@@ -1,10 +1,9 @@
 """The measurements behind the default choices, each rerunnable.
 
-    python benchmarks/ablations.py [--sections coders,scales,folder,fuzz]
+    python benchmarks/ablations.py [--sections coders,folder,fuzz]
 
 coders  lossless coders of int8 conv-kernel levels (MobileNetV2, EfficientNet-Lite0):
         deflate-9, xz-9e, zstd-19 (if `zstandard` is installed), HEVC lossless
-scales  per-tensor against per-channel scales, whole models with the default policy
 folder  MiniLM model folder -> compress -> decompress -> sentence-transformers,
         embedding agreement on 300 sentences (QP 12 and 16)
 fuzz    7,500 HEVC streams with 1-7 random byte changes, re-signed so every CRC
@@ -27,11 +26,8 @@ import torch
 
 import pyweightvc as wvc
 from pyweightvc import cli
-from pyweightvc import torch as wvc_torch
 from pyweightvc.bench import fidelity, models
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model_files import Classifier, MiniLM, sentences  # noqa: E402
+from pyweightvc.bench.data import sentences
 
 
 def coders_section():
@@ -61,24 +57,6 @@ def coders_section():
                 sizes["HEVC lossless"] += len(wvc.encode(v, lossless=True, per_channel=per_channel))
             row = " | ".join(f"{8 * b / n:.3f}" for b in sizes.values())
             print(f"| {name} ({n:,} weights) | {'per channel' if per_channel else 'per tensor'} | {row} |")
-
-
-def scales_section():
-    print("| model | QP | per tensor: bytes, fidelity | per channel: bytes, fidelity |")
-    runs = [("mobilenet_v2", (22, 24, 28)), ("efficientnet_lite0", (24, 28)), ("minilm", (12, 22))]
-    with tempfile.TemporaryDirectory() as d:
-        for name, qps in runs:
-            subject = MiniLM() if name == "minilm" else Classifier(name)
-            for qp in qps:
-                cells = []
-                for per_channel in (False, True):
-                    path = os.path.join(d, "m.wvc")
-                    wvc_torch.save_state_dict(subject.state_dict(), path, policy=wvc.Policy(qp, per_channel=per_channel))
-                    f = subject.fidelity(wvc_torch.load_state_dict(path))
-                    text = (f"cosine {f['cosine']:.3f}" if "cosine" in f
-                            else f"top-1 {100 * f['top1_agreement']:.1f} %, KL {f['kl_divergence']:.4f}")
-                    cells.append(f"{os.path.getsize(path):,} B, {text}")
-                print(f"| {name} | {qp} | {cells[0]} | {cells[1]} |", flush=True)
 
 
 def folder_section():
@@ -135,13 +113,12 @@ def fuzz_section():
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sections", default="coders,scales,folder,fuzz")
+    ap.add_argument("--sections", default="coders,folder,fuzz")
     args = ap.parse_args(argv)
     torch.manual_seed(0)
     for section in args.sections.split(","):
         print(f"\n## {section}\n", flush=True)
-        {"coders": coders_section, "scales": scales_section, "folder": folder_section,
-         "fuzz": fuzz_section}[section]()
+        {"coders": coders_section, "folder": folder_section, "fuzz": fuzz_section}[section]()
 
 
 if __name__ == "__main__":

@@ -101,6 +101,27 @@ def test_publish_writes_the_report_with_its_figures(quick_run, tmp_path):
     assert (tmp_path / "docs" / "benchmarks" / "mlp_mnist-rate.png").read_bytes()[:8] == PNG_MAGIC
 
 
+def test_report_handles_a_lower_is_better_figure(quick_run, tmp_path):
+    """The classifiers are judged by KL divergence (0 for fp32, log axes)."""
+    import copy
+
+    from pyweightvc.bench import report
+
+    _, results = quick_run
+    results = copy.deepcopy(results)
+    s = results["subjects"]["mlp_mnist"]
+    s.update(primary="kl_divergence", primary_label="KL divergence", higher_is_better=False, percent=False,
+             match_threshold=0.02, metrics=[{"key": "kl_divergence", "label": "KL divergence",
+                                             "higher_is_better": False, "percent": False}])
+    s["reference_fidelity"] = {"kl_divergence": 0.0}
+    for r in results["rows"]:
+        if r["status"] == "ok":
+            r["kl_divergence"] = 1 - r["accuracy"]
+    report.write(results, tmp_path / "r.md", tmp_path / "fig")
+    text = (tmp_path / "r.md").read_text()
+    assert "KL divergence" in text and (tmp_path / "fig" / "mlp_mnist-rate.png").stat().st_size > 1000
+
+
 def _weights():
     rng = np.random.default_rng(0)
     return {"fc.weight": (rng.standard_normal((96, 200)) * 0.05).astype(np.float32),

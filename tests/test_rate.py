@@ -154,3 +154,30 @@ def test_command_targets(tmp_path, capsys):
         cli.main(["compress", str(src), "-o", str(out), "--target-size", "12 parsecs"])
     assert exc.value.code == 2 and "bad size '12 parsecs'" in capsys.readouterr().err
     assert cli.parse_size("2.5MB") == 2_500_000 and cli.parse_size("1KiB") == 1024
+
+
+def test_output_sensitivity_finds_the_layer_that_matters(tmp_path):
+    torch = pytest.importorskip("torch")
+    from pyweightvc import torch as wvc_torch
+
+    class TwoBranches(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used = torch.nn.Linear(64, 64)
+            self.unused = torch.nn.Linear(64, 64)
+
+        def forward(self, x):
+            return self.used(x) + 0 * self.unused(x)
+
+    torch.manual_seed(0)
+    model = TwoBranches().train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    s = wvc_torch.output_sensitivity(model, torch.randn(32, 64))
+    assert set(s) == {"used.weight", "unused.weight"}  # the 2-D weights HEVC codes
+    assert s["unused.weight"] == 0 and s["used.weight"] > 0
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and model.training
+    # a size target spends the bytes on the tensor that matters
+    path = tmp_path / "m.wvc"
+    sd = {k: v for k, v in model.state_dict().items()}
+    header = rate.save_file_to_size(sd, str(path), 6000, sensitivity=s)
+    assert header["used.weight"]["qp"] < header["unused.weight"]["qp"]

@@ -37,7 +37,7 @@ RAW_DTYPES = {
     "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2,
     "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1, "bool": 1,
 }
-# Lossless coder of int8 levels, chosen by measurement (docs/benchmarks.md): on the
+# Lossless coder of int8 levels, chosen by measurement (docs/measurements.md): on the
 # conv kernels of MobileNetV2 / EfficientNet-Lite0, deflate-9 is within 0.7 % of
 # zstd-19 and xz and 9-17 % smaller than HEVC lossless, with no extra dependency.
 _INT8_CODERS = ("zlib",)

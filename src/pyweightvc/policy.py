@@ -12,7 +12,7 @@ One measured departure from the paper: weights are quantised per output channel
 embeddings (cosine 0.39 to the float model at QP 22, 0.79 even at QP 12) while
 per channel keeps 0.96 at QP 22; on MobileNetV2 and EfficientNet-Lite0 per
 channel costs 16-22 % more bytes at the same QP and cuts the output KL divergence
-2.3-4.4x (docs/benchmarks.md; benchmarks/ablations.py --sections scales).
+2.3-4.4x (docs/benchmarks.md: the default and per-tensor rows of `pyweightvc bench`).
 
 Overrides map a key to settings. A key is a glob on the tensor name
 (``"*.embeddings.*"``), a regular expression (``"re:^encoder\\.layer\\.[0-5]\\."``)

@@ -20,8 +20,8 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
-from ._arrays import BF16, as_matrix
-from .codec import Decoder, Encoder, read_header
+from ._arrays import BF16, I8, as_matrix
+from .codec import Decoder, Encoder
 
 PROBE_ELEMENTS = 1 << 18  # trial encodes on about this many weights
 PROBE_BLOCK_ROWS = 32
@@ -81,6 +81,14 @@ class _Trials:
         return self.results[qp]
 
 
+def _probe_trials(x: Any, m, values: np.ndarray, options: dict, decoder: Decoder) -> _Trials:
+    """Trial encodes on the probe rows; int8 input is coded as its levels (a float
+    probe would be scaled anew), so it is tried whole."""
+    probe_values = values if m.dtype_code == I8 else _probe(values)
+    source = x if probe_values is values else probe_values.astype(np.float32)
+    return _Trials(probe_values, source, options, decoder)
+
+
 def _check_target(name: str, value: Any, lo: float, hi: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
             or not math.isfinite(value) or not lo < value <= hi:
@@ -109,9 +117,7 @@ def encode_to_target(x: Any, target_snr_db: Optional[float] = None, target_bpw: 
     m = as_matrix(x)
     values = _values(m)
     decoder = Decoder(options.get("threads"))
-    probe_values = _probe(values)
-    probe_source = x if probe_values is values else probe_values.astype(np.float32)
-    probe = _Trials(probe_values, probe_source, options, decoder)
+    probe = _probe_trials(x, m, values, options, decoder)
 
     def ok(result) -> bool:
         return result[2] >= target if want_snr else result[1] <= target
@@ -127,10 +133,11 @@ def encode_to_target(x: Any, target_snr_db: Optional[float] = None, target_bpw: 
     qp = lo if want_snr else hi
     trials = [(q, r[1], r[2]) for q, r in sorted(probe.results.items())]
 
-    full = probe if probe_values is values else _Trials(values, x, options, decoder)
+    full = probe if probe.values is values else _Trials(values, x, options, decoder)
     step = -1 if want_snr else 1
     while 0 <= qp <= 51 and not ok(full(qp)):
         qp += step
+
     def lossless():
         blob = Encoder(0, lossless=True, **options).encode(x)
         got = decoder.decode(blob).astype(np.float64).reshape(values.shape)
@@ -155,17 +162,11 @@ def encode_to_target(x: Any, target_snr_db: Optional[float] = None, target_bpw: 
                      f"({smallest:.3f} bits per weight at QP 51)")
 
 
-def chosen_qp(blob: Any) -> Optional[int]:
-    """The QP a blob was coded at (None for lossless)."""
-    h = read_header(blob)
-    return None if h.lossless else h.qp
-
-
 # ---------------------------------------------------------------------------
 # whole models: a byte budget spread across tensors
 
-CURVE_QPS = tuple(range(6, 52, 4))
-SIZE_ROUNDS = 8  # 6, 10, ..., 50: probe encodes per tensor; QPs between are interpolated
+CURVE_QPS = tuple(range(6, 52, 4))  # 6, 10, ..., 50: probe encodes per tensor; QPs between are interpolated
+SIZE_ROUNDS = 8  # writes of the whole file at most
 
 
 @dataclass
@@ -189,9 +190,7 @@ def tensor_curve(x: Any, qps=CURVE_QPS, **options: Any) -> Curve:
     """Probe encodes of `x` at each QP (options as for :class:`Encoder`)."""
     m = as_matrix(x)
     values = _values(m)
-    probe_values = _probe(values)
-    source = x if probe_values is values else probe_values.astype(np.float32)
-    trials = _Trials(probe_values, source, options, Decoder(options.get("threads")))
+    trials = _probe_trials(x, m, values, options, Decoder(options.get("threads")))
     res = [trials(q) for q in qps]
     snr = np.array([min(r[2], 99.0) for r in res])  # lossless-exact probes would be inf
     return Curve(values.size, np.array(qps, float), np.array([r[1] for r in res]), snr)

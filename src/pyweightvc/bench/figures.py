@@ -67,9 +67,9 @@ def rate_fidelity(plt, results, model, path: Path) -> None:
         ax.plot(x, y, linestyle=STYLES.get(variant, "-") if len(rows) > 1 else "none", marker=_marker(method, variant),
                 color=COLOURS[method], label=_label(method, variant), markersize=5)
     ref = s["reference_fidelity"][key] * scale
-    ax.axhline(ref, color="grey", linewidth=0.8)
-    ax.axvline(s["fp32_bytes"] / 1e6, color="grey", linewidth=0.8, linestyle=":")
-    ax.annotate("fp32", (s["fp32_bytes"] / 1e6, ref), textcoords="offset points", xytext=(-24, 4), color="grey")
+    ax.axvline(s["fp32_bytes"] / 1e6, color="grey", linewidth=0.8, linestyle=":", label="fp32 size")
+    if s["higher_is_better"]:  # (a divergence from fp32 is 0 there: no line on a log axis)
+        ax.axhline(ref, color="grey", linewidth=0.8, label="fp32 fidelity")
     bar = s["match_threshold"] * scale
     ax.axhline(bar, color="tab:orange", linewidth=0.8, linestyle="--", label="matched-fidelity bar")
     ax.set_xscale("log")
@@ -99,7 +99,8 @@ def against_qp(plt, results, model, path: Path) -> None:
         a1.plot(qp, [r["bytes"] / 1e6 for r in rs], marker="o", linestyle=STYLES[variant], label=variant)
         a2.plot(qp, [r[key] * scale for r in rs], marker="o", linestyle=STYLES[variant], label=variant)
     a1.axhline(s["int8_bytes"] / 1e6, color="black", linewidth=0.8, linestyle=":", label="int8, no coding")
-    a2.axhline(s["reference_fidelity"][key] * scale, color="grey", linewidth=0.8, label="fp32")
+    if s["higher_is_better"]:
+        a2.axhline(s["reference_fidelity"][key] * scale, color="grey", linewidth=0.8, label="fp32")
     a1.set_xlabel("QP")
     a1.set_ylabel("stored model size (MB)")
     a1.set_title(f"{model}: size against QP")

@@ -54,7 +54,9 @@ def headline(results) -> list[str]:
             r = best_at_match(results, model, method)
             not_run = [x for x in results["rows"] if x["model"] == model and x["method"] == method and x["status"] != "ok"]
             if r is None:
-                why = f"not run: {not_run[0]['reason']}" if not_run else "no setting reached the bar"
+                measured = any(x["model"] == model and x["method"] == method for x in results["rows"])
+                why = (f"not run: {not_run[0]['reason']}" if not_run else
+                       "no setting reached the bar" if measured else "not in this suite")
                 lines.append(f"| {model} | {s['match']} | {METHOD_NAMES[method]} | {why} | | | | | |")
                 continue
             versus = f"{r['bytes'] / mine['bytes']:.2f}x" if mine else "-"
@@ -125,6 +127,11 @@ def write(results: dict, path: Path, figure_dir: Path) -> None:
         "- Bits per weight: stored bytes x 8 over the weights of the group. Weight SNR: 10 log10(sum w^2 / sum (w - w')^2) "
         "over the fc group. Times: whole-model encode and decode in seconds (pyweightvc uses all cores; zstd, xz, "
         "JPEG and NNCodec one).",
+        "- QP chosen by pyweightvc (pyweightvc.rate, docs/rate.md): `target SNR` = every fc tensor at the largest QP "
+        "reaching that weight SNR; `sized` = the file fitted to the size the default variant took at that QP, QPs "
+        "allocated across tensors; `accuracy search` = the smallest file whose fidelity clears the bar below (conv "
+        "kernels searched too in `accuracy search, conv HEVC`). They are timed once and their encode time is the whole "
+        "search; probe curves are computed once per model and reused by its later searches.",
         "- Matched fidelity (headline): the smallest setting of each method whose fidelity clears the model's bar.",
         "",
         "## Headline: smallest model at matched fidelity",
