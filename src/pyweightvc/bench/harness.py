@@ -244,8 +244,9 @@ def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Op
         bar.close()
         results["subjects"][name]["seconds"] = time.perf_counter() - t_model
         del subject
-    results["meta"]["seconds"] = time.time() - started
-    write_outputs(results, out)
+        # after every model, so a long run that stops late keeps what it measured
+        results["meta"]["seconds"] = time.time() - started
+        write_outputs(results, out)
     return results
 
 

@@ -29,6 +29,22 @@ def _rows(results, model, variant):
             and r["method"] == "pyweightvc" and r["variant"] == variant}
 
 
+def _qp_head(title: str) -> list[str]:
+    return [f"| {title} | " + " | ".join(f"QP {q}" for q in QPS) + " |", "|---|" + "---|" * len(QPS)]
+
+
+def _qp_row(label: str, cells: dict):
+    """A table row over QPS; None (dropped by section) when no cell falls on those QPs."""
+    if not any(q in cells for q in QPS):
+        return None
+    return f"| {label} | " + " | ".join(cells.get(q, "-") for q in QPS) + " |"
+
+
+def _fid(subject: dict, x: float) -> str:
+    """The subject's primary figure as text (a share as percent)."""
+    return f"{100 * x:.2f} %" if subject["percent"] else f"{x:.4f}"
+
+
 def _cell(x, fmt="{:.2f}x"):
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
@@ -42,52 +58,42 @@ def section(results: dict) -> list[str]:
              "through HEVC at a QP, conv kernels int8 = our `per-tensor` variant), the networks are not.", ""]
 
     # 1. fc ratio vs int8 per QP
-    head = "| fc layers: ratio vs int8 | " + " | ".join(f"QP {q}" for q in QPS) + " |"
-    lines += [head, "|---|" + "---|" * len(QPS)]
-    lines.append("| paper: ResNet50 FC 2048x1000 | " + " | ".join(
-        _cell(RESNET50["int8_fc_kb"] / RESNET50_FC_KB[q]) if q in RESNET50_FC_KB else "-" for q in QPS) + " |")
-    lines.append("| paper: VGG16 FC1 25088x4096 | " + " | ".join(
-        _cell(VGG16["int8_fc1_mb"] / VGG16_FC1_MB[q]) if q in VGG16_FC1_MB else "-" for q in QPS) + " |")
+    lines += _qp_head("fc layers: ratio vs int8")
+    lines.append(_qp_row("paper: ResNet50 FC 2048x1000", {q: _cell(RESNET50["int8_fc_kb"] / kb)
+                                                           for q, kb in RESNET50_FC_KB.items()}))
+    lines.append(_qp_row("paper: VGG16 FC1 25088x4096", {q: _cell(VGG16["int8_fc1_mb"] / mb)
+                                                          for q, mb in VGG16_FC1_MB.items()}))
     for model, s in subjects.items():
         for variant in ("per-tensor", "default"):
             rows = _rows(results, model, variant)
-            if not any(q in rows for q in QPS):
-                continue
-            lines.append(f"| {model}, {variant} | " + " | ".join(
-                _cell(s["elements"]["fc"] / rows[q]["bytes_fc"]) if q in rows else "-" for q in QPS) + " |")
+            lines.append(_qp_row(f"{model}, {variant}", {q: _cell(s["elements"]["fc"] / r["bytes_fc"])
+                                                         for q, r in rows.items()}))
     lines += ["", "Ratio = fc weights at one byte each over the coded fc bytes (scales included).", ""]
 
     # 2. whole model vs fp32
-    head = "| whole model: ratio vs fp32 | " + " | ".join(f"QP {q}" for q in QPS) + " |"
-    lines += [head, "|---|" + "---|" * len(QPS)]
-    lines.append("| paper: ResNet50 | " + " | ".join(
-        _cell(RESNET50["fp32_mb"] / RESNET50_MODEL_MB[q]) if q in RESNET50_MODEL_MB else "-" for q in QPS) + " |")
-    lines.append("| paper: VGG16 | " + " | ".join(
-        _cell(VGG16["fp32_mb"] / VGG16_MODEL_MB[q]) if q in VGG16_MODEL_MB else "-" for q in QPS) + " |")
+    lines += _qp_head("whole model: ratio vs fp32")
+    lines.append(_qp_row("paper: ResNet50", {q: _cell(RESNET50["fp32_mb"] / mb) for q, mb in RESNET50_MODEL_MB.items()}))
+    lines.append(_qp_row("paper: VGG16", {q: _cell(VGG16["fp32_mb"] / mb) for q, mb in VGG16_MODEL_MB.items()}))
     for model in subjects:
         for variant in ("per-tensor", "default"):
             rows = _rows(results, model, variant)
-            if any(q in rows for q in QPS):
-                lines.append(f"| {model}, {variant} | " + " | ".join(
-                    _cell(rows[q]["ratio_vs_fp32"]) if q in rows else "-" for q in QPS) + " |")
+            lines.append(_qp_row(f"{model}, {variant}", {q: _cell(r["ratio_vs_fp32"]) for q, r in rows.items()}))
     lines.append("")
 
     # 3. accuracy change per QP (true accuracy only for the models trained here)
-    head = "| top-1 / test accuracy change vs fp32, points | " + " | ".join(f"QP {q}" for q in QPS) + " |"
-    lines += [head, "|---|" + "---|" * len(QPS)]
-    lines.append("| paper: ResNet50 (fp32 75.58) | " + " | ".join(
-        _cell(RESNET50_TOP1[q] - RESNET50["fp32_top1"], "{:+.2f}") if q in RESNET50_TOP1 else "-" for q in QPS) + " |")
-    lines.append("| paper: VGG16 (fp32 71.10) | " + " | ".join(
-        _cell(VGG16_TOP1[q] - VGG16["fp32_top1"], "{:+.2f}") if q in VGG16_TOP1 else "-" for q in QPS) + " |")
+    lines += _qp_head("top-1 / test accuracy change vs fp32, points")
+    lines.append(_qp_row("paper: ResNet50 (fp32 75.58)", {q: _cell(t - RESNET50["fp32_top1"], "{:+.2f}")
+                                                           for q, t in RESNET50_TOP1.items()}))
+    lines.append(_qp_row("paper: VGG16 (fp32 71.10)", {q: _cell(t - VGG16["fp32_top1"], "{:+.2f}")
+                                                        for q, t in VGG16_TOP1.items()}))
     for model, s in subjects.items():
         if s["primary"] != "accuracy":
             continue
         ref = s["reference_fidelity"]["accuracy"]
         for variant in ("per-tensor", "default"):
             rows = _rows(results, model, variant)
-            if any(q in rows for q in QPS):
-                lines.append(f"| {model}, {variant} (fp32 {100 * ref:.2f}) | " + " | ".join(
-                    _cell(100 * (rows[q]["accuracy"] - ref), "{:+.2f}") if q in rows else "-" for q in QPS) + " |")
+            lines.append(_qp_row(f"{model}, {variant} (fp32 {100 * ref:.2f})",
+                                 {q: _cell(100 * (r["accuracy"] - ref), "{:+.2f}") for q, r in rows.items()}))
     lines += ["", "The pretrained models here have no labelled test set; their agreement and KL per QP are in "
               "their sections below.", ""]
 
@@ -98,12 +104,11 @@ def section(results: dict) -> list[str]:
               f"{SYM_ASYM_QP23[1] / SYM_ASYM_QP23[0]:.2f}x | top-1 73.91 | top-1 74.17 |"]
     for model, s in subjects.items():
         sym, asym = _rows(results, model, "default"), _rows(results, model, "asymmetric")
-        fmt = "{:.2%}" if s["percent"] else "{:.4f}"
         for q in sorted(set(sym) & set(asym)):
             a, b = sym[q], asym[q]
             lines.append(f"| {model}, per channel | {q} | {a['bytes_fc']:,} | {b['bytes_fc']:,} | "
-                         f"{b['bytes_fc'] / a['bytes_fc']:.2f}x | {fmt.format(a[s['primary']])} | "
-                         f"{fmt.format(b[s['primary']])} |")
+                         f"{b['bytes_fc'] / a['bytes_fc']:.2f}x | {_fid(s, a[s['primary']])} | "
+                         f"{_fid(s, b[s['primary']])} |")
     lines.append("")
 
     # 5. conv kernels through HEVC
@@ -113,13 +118,11 @@ def section(results: dict) -> list[str]:
               f"{VGG16_CONV_HEVC_TOP1[21]} / {VGG16_CONV_HEVC_TOP1[23]} |"]
     for model, s in subjects.items():
         base, conv = _rows(results, model, "default"), _rows(results, model, "conv HEVC")
-        fmt = "{:.2%}" if s["percent"] else "{:.4f}"
         for q in sorted(set(base) & set(conv)):
-            if q in (24, 32):
-                lines.append(f"| {model} ({s['primary_label']}) | {q} | {base[q]['bytes']:,} | {conv[q]['bytes']:,} | "
-                             f"{fmt.format(base[q][s['primary']])} | {fmt.format(conv[q][s['primary']])} |")
+            lines.append(f"| {model} ({s['primary_label']}) | {q} | {base[q]['bytes']:,} | {conv[q]['bytes']:,} | "
+                         f"{_fid(s, base[q][s['primary']])} | {_fid(s, conv[q][s['primary']])} |")
     lines += ["", *reading(results), ""]
-    return lines
+    return [line for line in lines if line is not None]
 
 
 def _span(values) -> str:
