@@ -8,11 +8,10 @@ and every integer, bool or float64 tensor are stored raw in their dtype.
 
 One measured departure from the paper: weights are quantised per output channel
 (``per_channel=True``; the paper used one scale per tensor, which
-``per_channel=False`` restores). On MiniLM, per-tensor scales collapse the
-embeddings (cosine 0.39 to the float model at QP 22, 0.79 even at QP 12) while
-per channel keeps 0.96 at QP 22; on MobileNetV2 and EfficientNet-Lite0 per
-channel costs 16-22 % more bytes at the same QP and cuts the output KL divergence
-2.3-4.4x (docs/benchmarks.md: the default and per-tensor rows of `pyweightvc bench`).
+``per_channel=False`` restores). Per-tensor scales collapse MiniLM's embeddings
+(a few outliers set the scale) and raise the CNNs' output divergence at the same
+QP; the default and per-tensor rows of ``pyweightvc bench`` (docs/benchmarks.md)
+measure both.
 
 Overrides map a key to settings. A key is a glob on the tensor name
 (``"*.embeddings.*"``), a regular expression (``"re:^encoder\\.layer\\.[0-5]\\."``)
