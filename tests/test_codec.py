@@ -251,3 +251,39 @@ def test_codec_libraries_print_nothing(capfd):
         wvc.decode(_rewrite(bytes(bad), payload=b"\x00\x00\x01\x40\x01" + bytes(100)))
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+@pytest.mark.parametrize("symmetric", [True, False])
+def test_lossless_narrow_levels_are_coded_dense(symmetric):
+    """Lossless coding has no codec error to absorb, so narrow levels are packed
+    (sample 128 + q, format version 2) instead of spread 2^(8-b) apart: the blob
+    costs about the levels' entropy."""
+    w = weights((256, 256), seed=21)
+    blob = check_encode_decode(w, qp=None, bits=3, symmetric=symmetric)
+    header = wvc.read_header(blob)
+    assert header.dense and blob[4:6] == b"\x02\x00"
+    levels = wvc.quantize(w, bits=3, symmetric=symmetric)[0]
+    p = np.bincount(levels.ravel().astype(np.int64) + 128) / levels.size
+    entropy = -(p[p > 0] * np.log2(p[p > 0])).sum()
+    assert 8 * len(blob) / w.size < entropy + 0.25
+    # 8-bit and lossy blobs keep version 1 and the spread samples
+    for options in ({"lossless": True}, {"qp": 24, "bits": 3}):
+        b = wvc.encode(w, **options)
+        assert not wvc.read_header(b).dense and b[4:6] == b"\x01\x00"
+
+
+def test_dense_flag_in_a_version_1_blob_is_rejected():
+    import struct
+    import zlib
+
+    blob = bytearray(wvc.encode(weights((16, 16)), qp=24))
+    h = wvc.read_header(bytes(blob))
+    blob[8] |= 8  # the dense flag, which version 1 does not have
+    end = h.payload_offset - 4
+    blob[end:h.payload_offset] = struct.pack("<I", zlib.crc32(bytes(blob[:end])))
+    with pytest.raises(wvc.FormatError, match="unknown flags 0x9 for version 1"):
+        wvc.read_header(bytes(blob))
+
+
+def test_version_2_dense_fixture_keeps_decoding():
+    check_backwards_compatibility("v2_f32_lossless_3bit_dense")

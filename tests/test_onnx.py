@@ -172,3 +172,17 @@ def test_ddddocr_reads_as_well_after_compression(tmp_path):
         onnx.checker.check_model(out)
         exact, _ = onnx_bench.run_ocr(out, inputs, repeats=1)
         assert base >= 0.95 and exact >= base - 0.05, (fmt, base, exact)
+
+
+def test_qdq_exports_rotated_weights_as_floats(tmp_path):
+    model = small_model()
+    path = str(tmp_path / "m.wvc")
+    wvc_onnx.compress(model, path, policy=wvc.Policy(20, rotate=True))
+    with wvc.safe_open(path) as f:
+        assert f.entry("W1")["rotate"] is True and f.get_int8("W1").rotation is not None
+    qdq = wvc_onnx.decompress(path, format="qdq")
+    onnx.checker.check_model(qdq, full_check=True)
+    dq = [n for n in qdq.graph.node if n.op_type == "DequantizeLinear"]
+    assert [n.output[0] for n in dq] == ["K"]  # the conv kernel is not rotated: int8 as before
+    for a, b in zip(run(wvc_onnx.decompress(path, format="float"), FEEDS), run(qdq, FEEDS)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

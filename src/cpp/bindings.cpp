@@ -9,6 +9,7 @@
 #include <string>
 
 #include "errors.hpp"
+#include "rotation.hpp"
 #include "tensor_codec.hpp"
 
 namespace py = pybind11;
@@ -35,9 +36,10 @@ MatrixView matrix_view(const py::array& a, int dtype_code) {
 
 QuantParams make_params(const py::array_t<float, py::array::c_style | py::array::forcecast>& scale,
                         const py::array_t<int32_t, py::array::c_style | py::array::forcecast>& zp,
-                        int bits, bool symmetric, size_t rows) {
+                        int bits, bool symmetric, size_t rows, bool dense = false) {
     QuantParams p;
     p.bits = bits;
+    p.dense = dense;
     p.symmetric = symmetric;
     p.scale.assign(scale.data(), scale.data() + scale.size());
     p.zero_point.assign(zp.data(), zp.data() + zp.size());
@@ -76,7 +78,7 @@ public:
     void decode(const py::buffer& stream, py::tuple layout_fields,
                 const py::array_t<float, py::array::c_style | py::array::forcecast>& scale,
                 const py::array_t<int32_t, py::array::c_style | py::array::forcecast>& zp,
-                int bits, bool symmetric, py::array& out, int out_type) {
+                int bits, bool symmetric, py::array& out, int out_type, bool dense) {
         FrameLayout layout;
         layout.rows = layout_fields[0].cast<uint64_t>();
         layout.cols = layout_fields[1].cast<uint64_t>();
@@ -85,7 +87,7 @@ public:
         layout.frame_h = layout_fields[4].cast<uint32_t>();
         layout.frame_w = layout_fields[5].cast<uint32_t>();
         layout.validate();
-        QuantParams params = make_params(scale, zp, bits, symmetric, layout.rows);
+        QuantParams params = make_params(scale, zp, bits, symmetric, layout.rows, dense);
         OutType type = to_out_type(out_type);
         void* dst = writable_output(out, layout.rows, layout.cols, type);
         py::buffer_info info = stream.request();
@@ -184,6 +186,35 @@ PYBIND11_MODULE(_core, m) {
         py::arg("levels"), py::arg("scale"), py::arg("zero_point"), py::arg("bits"),
         py::arg("symmetric"), py::arg("out"), py::arg("out_type"), py::arg("threads") = 0);
 
+    m.def("rotation_block", [](size_t cols) { return rotation_block(cols); }, py::arg("cols"),
+          "Largest power of two dividing cols: the Hadamard block of a rotation.");
+    m.def(
+        "rotate_forward",
+        [](const py::array& src, int dtype_code, uint32_t block, uint64_t seed, int threads) {
+            MatrixView view = matrix_view(src, dtype_code);
+            py::array_t<float> out({view.rows, view.cols});
+            float* dst = out.mutable_data();
+            {
+                py::gil_scoped_release release;
+                rotate_forward(view, dst, block, seed, threads);
+            }
+            return out;
+        },
+        py::arg("src"), py::arg("dtype_code"), py::arg("block"), py::arg("seed"), py::arg("threads") = 0,
+        "src (2-D, any float dtype) rotated: a new float32 matrix.");
+    m.def(
+        "rotate_inverse",
+        [](py::array_t<float, py::array::c_style>& data, uint32_t block, uint64_t seed, int threads) {
+            if (data.ndim() != 2 || !data.writeable())
+                throw std::invalid_argument("expected a writable 2-D float32 array");
+            size_t rows = size_t(data.shape(0)), cols = size_t(data.shape(1));
+            float* p = data.mutable_data();
+            py::gil_scoped_release release;
+            rotate_inverse(p, rows, cols, block, seed, threads);
+        },
+        py::arg("data"), py::arg("block"), py::arg("seed"), py::arg("threads") = 0,
+        "Undo rotate_forward in place on a float32 matrix.");
+
     py::class_<HevcEncoder>(m, "Encoder")
         .def(py::init([](int qp, bool lossless, const std::string& preset, int threads,
                          std::vector<std::pair<std::string, std::string>> extra) {
@@ -197,9 +228,9 @@ PYBIND11_MODULE(_core, m) {
             [](const HevcEncoder& self, const py::array& src, int dtype_code,
                const py::array_t<float, py::array::c_style | py::array::forcecast>& scale,
                const py::array_t<int32_t, py::array::c_style | py::array::forcecast>& zp,
-               int bits, bool symmetric, uint32_t max_frame_side) {
+               int bits, bool symmetric, uint32_t max_frame_side, bool dense) {
                 MatrixView view = matrix_view(src, dtype_code);
-                QuantParams params = make_params(scale, zp, bits, symmetric, view.rows);
+                QuantParams params = make_params(scale, zp, bits, symmetric, view.rows, dense);
                 EncodedMatrix encoded;
                 {
                     py::gil_scoped_release release;
@@ -212,7 +243,7 @@ PYBIND11_MODULE(_core, m) {
                     py::make_tuple(l.tile_h, l.tile_w, l.frame_h, l.frame_w));
             },
             py::arg("src"), py::arg("dtype_code"), py::arg("scale"), py::arg("zero_point"),
-            py::arg("bits"), py::arg("symmetric"), py::arg("max_frame_side"),
+            py::arg("bits"), py::arg("symmetric"), py::arg("max_frame_side"), py::arg("dense") = false,
             "Quantise src (2-D) into pictures and encode; returns (stream, (tile_h, tile_w, "
             "frame_h, frame_w)).");
 
@@ -221,7 +252,7 @@ PYBIND11_MODULE(_core, m) {
         .def_property_readonly("threads", &PyDecoder::threads)
         .def("decode", &PyDecoder::decode, py::arg("stream"), py::arg("layout"), py::arg("scale"),
              py::arg("zero_point"), py::arg("bits"), py::arg("symmetric"), py::arg("out"),
-             py::arg("out_type"),
+             py::arg("out_type"), py::arg("dense") = false,
              "Decode stream into out (levels or values); layout is (rows, cols, tile_h, tile_w, "
              "frame_h, frame_w).");
 }

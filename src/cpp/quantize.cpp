@@ -84,7 +84,7 @@ RowQuant row_quant(const QuantParams& params, size_t row) {
     rq.zp = params.zero_point[k];
     rq.lo = float(params.qmin() - rq.zp);
     rq.hi = float(params.qmax() - rq.zp);
-    rq.step = 1 << (8 - params.bits);
+    rq.step = 1 << params.sample_shift();
     return rq;
 }
 
@@ -301,7 +301,7 @@ void quantize_to_levels(const MatrixView& src, const QuantParams& params, int8_t
 void plane_block_to_output(const uint8_t* plane, ptrdiff_t stride, size_t h, size_t w,
                            const QuantParams& params, size_t r0, size_t c0, void* dst,
                            OutType out_type, size_t dst_cols) {
-    const int shift = 8 - params.bits;
+    const int shift = params.sample_shift();
     const int half = (1 << shift) >> 1;
     const int qmin = params.qmin(), qmax = params.qmax();
     const size_t esize = out_size(out_type);

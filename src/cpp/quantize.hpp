@@ -12,6 +12,9 @@
 // so that small codec errors do not move a sample to a neighbouring level:
 //   sample = 128 + q * 2^(8-b)          (for b = 8: sample = q XOR 0x80)
 //   q      = clamp(floor((sample - 128) / 2^(8-b) + 1/2), qmin, qmax)
+// "Dense" samples (lossless coding, where no codec error needs absorbing) keep
+// the levels packed instead, sample = 128 + q: neighbouring samples then differ
+// by level differences, not 2^(8-b) times them, and cost far fewer bits.
 #pragma once
 
 #include <cstddef>
@@ -35,12 +38,14 @@ struct QuantSpec {
 struct QuantParams {
     int bits = 8;
     bool symmetric = true;
+    bool dense = false;  // samples 128 + q instead of 128 + q * 2^(8-bits)
     std::vector<float> scale;
     std::vector<int32_t> zero_point;
 
     int qmin() const { return symmetric ? -((1 << (bits - 1)) - 1) : -(1 << (bits - 1)); }
     int qmax() const { return (1 << (bits - 1)) - 1; }
     bool per_channel() const { return scale.size() > 1; }
+    int sample_shift() const { return dense ? 0 : 8 - bits; }
     // Checks the invariants (bit width, finite positive scales, zero points in
     // range, one entry or `rows` entries); throws std::invalid_argument.
     void validate(size_t rows) const;

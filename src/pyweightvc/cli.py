@@ -119,10 +119,12 @@ def _parse_value(text: str) -> Any:
     low = text.lower()
     if low in ("true", "false"):
         return low == "true"
-    try:
-        return int(text)
-    except ValueError:
-        return text
+    for number in (int, float):
+        try:
+            return number(text)
+        except ValueError:
+            pass
+    return text
 
 
 def parse_override(spec: str) -> tuple[str, dict]:
@@ -163,7 +165,7 @@ def build_policy(args) -> Policy:
         except json.JSONDecodeError as exc:
             raise InputError(f"--policy {args.policy}: not JSON ({exc})") from None
         allowed = {"qp", "lossless", "preset", "min_elements", "conv_storage", "per_channel", "target_snr_db",
-                   "target_bpw", "overrides"}
+                   "target_bpw", "rotate", "overrides"}
         if not isinstance(kwargs, dict) or set(kwargs) - allowed:
             extra = sorted(set(kwargs) - allowed) if isinstance(kwargs, dict) else kwargs
             raise InputError(f"--policy {args.policy}: unknown keys {extra}; allowed: {', '.join(sorted(allowed))}")
@@ -176,6 +178,8 @@ def build_policy(args) -> Policy:
             kwargs[key] = getattr(args, key)
     if args.target_snr is not None:
         kwargs["target_snr_db"] = args.target_snr
+    if args.rotate is not None:
+        kwargs["rotate"] = {"off": False, "on": True, "auto": "auto"}[args.rotate]
     chosen = [flag for flag, v in (("--qp", args.qp), ("--lossless", args.lossless), ("--target-snr", args.target_snr),
                                    ("--target-size", args.target_size)) if v is not None]
     if len(chosen) > 1:
@@ -465,7 +469,7 @@ def cmd_info(args) -> dict:
         original = _numel(e["shape"]) * RAW_DTYPES[e["dtype"]]
         storage = e["storage"]
         if storage == "hevc":
-            storage = "hevc lossless" if e.get("lossless") else "hevc"
+            storage = ("hevc lossless" if e.get("lossless") else "hevc") + (" rotated" if e.get("rotate") else "")
         elif storage == "int8":
             storage = f"int8+{e.get('coder')}"
         rows.append(dict(tensor=name, shape=e["shape"], dtype=e["dtype"], storage=storage, qp=e.get("qp"),
@@ -504,7 +508,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target-size", type=parse_size, metavar="SIZE",
                    help="instead of a QP: the whole file fits in SIZE bytes (suffixes k, M, G, KiB, MiB, GiB); "
                         "QPs are allocated across layers by their rate-distortion curves (one checkpoint file only)")
-    c.add_argument("--policy", help="JSON file: {qp, lossless, preset, min_elements, conv_storage, per_channel, overrides}")
+    c.add_argument("--rotate", choices=("off", "on", "auto"), default=None,
+                   help="rotate linear weight matrices before quantising (seeded Hadamard): on, off, or auto = "
+                        "where a probe encode says it saves bits (default: the policy's)")
+    c.add_argument("--policy", help="JSON file: {qp, lossless, preset, min_elements, conv_storage, per_channel, "
+                   "target_snr_db, target_bpw, rotate, overrides}")
     c.add_argument("--override", action="append", metavar="PATTERN=key:value[,key:value]",
                    help="per-tensor settings by glob, re:REGEX or kind:KIND, e.g. 'classifier.*=qp:30' (repeatable)")
     c.add_argument("--preset", choices=PRESETS, default=None, help=f"x265 preset (default {DEFAULT_PRESET})")
@@ -538,6 +546,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--nncodec-venv", help="where NNCodec's environment lives (default ~/.cache/pyweightvc/nncodec-venv)")
     b.add_argument("--publish", metavar="MARKDOWN", help="also write the report there (e.g. docs/benchmarks.md), "
                    "figures in a folder of the same name")
+    b.add_argument("--variant", action="append", metavar="NAME",
+                   help="run only this variant's settings (repeatable), e.g. --variant rotated")
+    b.add_argument("--update", action="store_true",
+                   help="merge into the results already in --out: rows measured now replace the same rows")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(run=cmd_bench, json=False)
     return ap
@@ -552,7 +564,8 @@ def cmd_bench(args) -> None:
         suite = harness.SUITES[args.suite]
         models = args.models.split(",") if args.models else None
         harness.run(suite, Path(args.out), models=models, repeats=args.repeats, nncodec=args.nncodec,
-                    nncodec_venv=Path(args.nncodec_venv) if args.nncodec_venv else None, progress=not args.no_progress)
+                    nncodec_venv=Path(args.nncodec_venv) if args.nncodec_venv else None, progress=not args.no_progress,
+                    variants=args.variant, update=args.update)
         if args.publish:
             harness.publish(Path(args.out), Path(args.publish))
     except ModuleNotFoundError as exc:

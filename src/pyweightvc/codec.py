@@ -12,11 +12,14 @@ from typing import Any, Mapping, NamedTuple, Optional
 import numpy as np
 
 from . import _core
-from ._arrays import DTYPE_NAMES, I8, OUT_LEVELS, allocate_output, as_matrix, matrix_dims
+from ._arrays import DTYPE_NAMES, F32, I8, OUT_F32, OUT_LEVELS, allocate_output, as_matrix, matrix_dims
 from .errors import FormatError
 
 MAGIC = b"WVCT"
-FORMAT_VERSION = 1
+# Version 2 adds the rotation section and dense samples; blobs using neither are
+# written as version 1, byte for byte what earlier releases wrote.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 PRESETS: tuple[str, ...] = tuple(_core.PRESETS)
 DEFAULT_QP = 24
 DEFAULT_PRESET = "fast"
@@ -29,11 +32,36 @@ MAX_EXTRA_OPTIONS_BYTES = 4096
 _FLAG_SYMMETRIC = 1
 _FLAG_PER_CHANNEL = 2
 _FLAG_LOSSLESS = 4
+_FLAG_DENSE = 8  # version 2: samples 128 + q (lossless, bits < 8), not spread over the 8-bit range
+_FLAGS_V1 = _FLAG_SYMMETRIC | _FLAG_PER_CHANNEL | _FLAG_LOSSLESS
 _QP_LOSSLESS = 255
 
 # magic, version, dtype, bits, flags, qp, preset, rank, tile_h, tile_w, frame_h, frame_w
 _FIXED = struct.Struct("<4sHBBBBBBIIII")
 _TRAILER = struct.Struct("<QII")  # payload length, payload crc32, header crc32
+_ROTATION = struct.Struct("<BIQ")  # version 2: kind (0: none, 1: Hadamard), block, seed
+_ROTATION_NONE, _ROTATION_HADAMARD = 0, 1
+
+
+class Rotation(NamedTuple):
+    """A seeded orthogonal rotation of the matrix rows: values = decoded · H · D
+    (block-diagonal normalised Hadamard H of `block` columns, random signs D from
+    `seed`); see docs/format.md."""
+
+    block: int
+    seed: int
+
+    def undo(self, matrix: np.ndarray, threads: Optional[int] = None) -> np.ndarray:
+        """Rotate a float32 (rows, cols) matrix back, in place; returns it."""
+        _core.rotate_inverse(matrix, self.block, self.seed, _check_threads(threads))
+        return matrix
+
+    def apply(self, matrix: np.ndarray, threads: Optional[int] = None) -> np.ndarray:
+        """The forward rotation of a (rows, cols) float matrix, as a new float32 matrix:
+        e.g. an input batch x turned into x·D·H so that rotated weights apply to it
+        (W x = (W D H)(x D H)ᵀ with the rows of x as vectors)."""
+        m = as_matrix(np.asarray(matrix))
+        return _core.rotate_forward(m.data, m.dtype_code, self.block, self.seed, _check_threads(threads))
 
 
 class QuantizedTensor(NamedTuple):
@@ -46,6 +74,7 @@ class QuantizedTensor(NamedTuple):
     zero_point: np.ndarray
     bits: int
     symmetric: bool
+    rotation: Optional[Rotation] = None  # levels are of the rotated matrix
 
 
 @dataclass(frozen=True)
@@ -58,6 +87,7 @@ class BlobHeader:
     symmetric: bool
     per_channel: bool
     lossless: bool
+    dense: bool
     qp: Optional[int]
     preset: str
     tile: tuple[int, int]
@@ -65,6 +95,7 @@ class BlobHeader:
     scale: np.ndarray
     zero_point: np.ndarray
     x265_options: str
+    rotation: Optional[Rotation]
     payload_offset: int
     payload_size: int
     payload_crc32: int
@@ -103,23 +134,27 @@ def _pack_header(
     symmetric: bool,
     per_channel: bool,
     lossless: bool,
+    dense: bool,
     qp: int,
     preset: str,
     geometry: tuple[int, int, int, int],
     scale: np.ndarray,
     zero_point: np.ndarray,
     x265_options: str,
+    rotation: Optional[Rotation],
     payload: bytes,
 ) -> bytes:
     flags = (
         (_FLAG_SYMMETRIC if symmetric else 0)
         | (_FLAG_PER_CHANNEL if per_channel else 0)
         | (_FLAG_LOSSLESS if lossless else 0)
+        | (_FLAG_DENSE if dense else 0)
     )
     options = x265_options.encode("utf-8")
+    version = 1 if rotation is None and not dense else 2
     parts = [
         _FIXED.pack(
-            MAGIC, FORMAT_VERSION, dtype_code, bits, flags,
+            MAGIC, version, dtype_code, bits, flags,
             _QP_LOSSLESS if lossless else qp, PRESETS.index(preset), len(shape), *geometry,
         ),
         struct.pack(f"<{len(shape)}Q", *shape),
@@ -128,6 +163,8 @@ def _pack_header(
         b"" if symmetric else zero_point.astype("<i4").tobytes(),  # symmetric: all zero
         struct.pack("<H", len(options)),
         options,
+        b"" if version == 1 else _ROTATION.pack(_ROTATION_NONE, 0, 0) if rotation is None
+        else _ROTATION.pack(_ROTATION_HADAMARD, rotation.block, rotation.seed),
     ]
     head = b"".join(parts)
     head += struct.pack("<QI", len(payload), zlib.crc32(payload))
@@ -147,8 +184,9 @@ def read_header(blob: Any) -> BlobHeader:
     magic, version, dtype_code, bits, flags, qp, preset_idx, rank, *geometry = _FIXED.unpack_from(view, 0)
     if magic != MAGIC:
         raise FormatError(f"not a pyweightvc tensor blob (magic {bytes(magic)!r}, expected {MAGIC!r})")
-    if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported format version {version} (this build reads {FORMAT_VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise FormatError(f"unsupported format version {version} (this build reads "
+                          f"{', '.join(map(str, READABLE_VERSIONS))})")
     pos = _FIXED.size
     if rank > MAX_RANK:
         raise FormatError(f"corrupted header: rank {rank} exceeds {MAX_RANK}")
@@ -172,9 +210,15 @@ def read_header(blob: Any) -> BlobHeader:
     pos += 2
     if n_options > MAX_EXTRA_OPTIONS_BYTES:
         raise FormatError("corrupted header: x265 option string too long")
-    need(pos, n_options + _TRAILER.size, "header trailer")
+    rotation_size = _ROTATION.size if version >= 2 else 0
+    need(pos, n_options + rotation_size + _TRAILER.size, "header trailer")
     options = bytes(view[pos : pos + n_options])
     pos += n_options
+    rotation = None
+    if rotation_size:
+        kind, block, seed = _ROTATION.unpack_from(view, pos)
+        rotation = (kind, block, seed)
+        pos += rotation_size
     payload_size, payload_crc, header_crc = _TRAILER.unpack_from(view, pos)
     if zlib.crc32(view[: pos + 12]) != header_crc:
         raise FormatError("corrupted header: header checksum mismatch")
@@ -183,10 +227,22 @@ def read_header(blob: Any) -> BlobHeader:
     # written by a faulty or hostile producer.
     if dtype_code not in DTYPE_NAMES:
         raise FormatError(f"corrupted header: unknown dtype code {dtype_code}")
+    known_flags = _FLAGS_V1 if version == 1 else _FLAGS_V1 | _FLAG_DENSE
+    if flags & ~known_flags:
+        raise FormatError(f"corrupted header: unknown flags {flags:#x} for version {version}")
     if not 2 <= bits <= 8 or preset_idx >= len(PRESETS) or not (qp <= 51 or qp == _QP_LOSSLESS):
         raise FormatError("corrupted header: bits, preset or qp out of range")
     if 0 in shape:
         raise FormatError("corrupted header: empty shape")
+    if rotation is not None:
+        kind, block, seed = rotation
+        cols = matrix_dims(shape)[1]
+        if kind == _ROTATION_NONE and block == 0 and seed == 0:
+            rotation = None
+        elif kind != _ROTATION_HADAMARD or block < 2 or block & (block - 1) or cols % block:
+            raise FormatError(f"corrupted header: rotation kind {kind} with block {block} for {cols} columns")
+        else:
+            rotation = Rotation(block, seed)
     if n - pos != payload_size:
         raise FormatError(
             f"truncated or padded blob: header announces {payload_size} payload bytes, {n - pos} present"
@@ -202,6 +258,7 @@ def read_header(blob: Any) -> BlobHeader:
         symmetric=bool(flags & _FLAG_SYMMETRIC),
         per_channel=bool(flags & _FLAG_PER_CHANNEL),
         lossless=bool(flags & _FLAG_LOSSLESS),
+        dense=bool(flags & _FLAG_DENSE),
         qp=None if qp == _QP_LOSSLESS else qp,
         preset=PRESETS[preset_idx],
         tile=(geometry[0], geometry[1]),
@@ -209,6 +266,7 @@ def read_header(blob: Any) -> BlobHeader:
         scale=scale,
         zero_point=zero_point,
         x265_options=options_text,
+        rotation=rotation,
         payload_offset=pos,
         payload_size=payload_size,
         payload_crc32=payload_crc,
@@ -230,6 +288,11 @@ class Encoder:
     preset: an x265 preset name; threads: None for all cores.
     max_frame_side: tiles of at most this many samples per side are coded as frames.
     x265_params: extra x265 options (name -> value) for experiments; recorded in the blob.
+    rotate: rotate the rows (seeded Hadamard, :class:`Rotation`) before quantising: it
+    spreads outlier columns over their neighbours and saves bits on such matrices
+    (docs/rate.md has the measurements); needs an even number of columns. The
+    decoded values are rotated back; the integer levels stay rotated.
+    rotation_seed: the seed of the rotation's random signs (stored in the blob).
     """
 
     def __init__(
@@ -244,6 +307,8 @@ class Encoder:
         threads: Optional[int] = None,
         max_frame_side: int = DEFAULT_MAX_FRAME_SIDE,
         x265_params: Optional[Mapping[str, Any]] = None,
+        rotate: bool = False,
+        rotation_seed: int = 0,
     ):
         if isinstance(qp, bool) or not isinstance(qp, (int, np.integer)) or not 0 <= qp <= 51:
             raise ValueError(f"qp must be an integer in 0..51, got {qp!r}")
@@ -257,6 +322,13 @@ class Encoder:
         for k, v in extra:
             if "," in k + v or "=" in k:
                 raise ValueError(f"x265 option {k}={v} must not contain ',' (or '=' in its name)")
+        if not isinstance(rotate, (bool, np.bool_)):
+            raise TypeError(f"rotate must be a bool, got {rotate!r}")
+        if isinstance(rotation_seed, bool) or not isinstance(rotation_seed, (int, np.integer)) \
+                or not 0 <= rotation_seed < 2**64:
+            raise ValueError(f"rotation_seed must be an integer in 0..2**64-1, got {rotation_seed!r}")
+        self.rotate = bool(rotate)
+        self.rotation_seed = int(rotation_seed)
         self.qp = int(qp)
         self.lossless = bool(lossless)
         self.bits = int(bits)
@@ -275,9 +347,22 @@ class Encoder:
         m = as_matrix(x)
         if m.dtype_code == I8 and (self.bits != 8 or self.per_channel):
             raise ValueError("int8 input is taken as 8-bit levels as is: use bits=8, per_channel=False")
-        scale, zero_point, symmetric = _params(m, self.bits, self.symmetric, self.per_channel, self.threads)
+        rotation, data, data_code = None, m.data, m.dtype_code
+        if self.rotate:
+            if m.dtype_code == I8:
+                raise ValueError("int8 input is taken as levels as is and cannot be rotated: use rotate=False")
+            block = _core.rotation_block(m.data.shape[1])
+            if block < 2:
+                raise ValueError(f"rotate needs an even number of columns; this tensor's matrix view "
+                                 f"{m.data.shape[0]} x {m.data.shape[1]} has an odd number")
+            rotation = Rotation(block, self.rotation_seed)
+            data, data_code = _core.rotate_forward(m.data, m.dtype_code, block, rotation.seed, self.threads), F32
+        scale, zero_point, symmetric = _core.compute_params(data, data_code, self.bits, self.symmetric,
+                                                            self.per_channel, self.threads)
+        # lossless coding keeps narrow levels packed (no codec error to absorb): 2-3x fewer bits
+        dense = self.lossless and self.bits < 8
         payload, geometry = self._native.encode(
-            m.data, m.dtype_code, scale, zero_point, self.bits, symmetric, self.max_frame_side
+            data, data_code, scale, zero_point, self.bits, symmetric, self.max_frame_side, dense
         )
         header = _pack_header(
             dtype_code=m.dtype_code,
@@ -286,12 +371,14 @@ class Encoder:
             symmetric=symmetric,
             per_channel=self.per_channel and m.dtype_code != I8,
             lossless=self.lossless,
+            dense=dense,
             qp=self.qp,
             preset=self.preset,
             geometry=geometry,
             scale=scale,
             zero_point=zero_point,
             x265_options=self.x265_options,
+            rotation=rotation,
             payload=payload,
         )
         return header + payload
@@ -300,7 +387,7 @@ class Encoder:
         mode = "lossless" if self.lossless else f"qp={self.qp}"
         return (
             f"Encoder({mode}, bits={self.bits}, symmetric={self.symmetric}, "
-            f"per_channel={self.per_channel}, preset={self.preset!r})"
+            f"per_channel={self.per_channel}, preset={self.preset!r}, rotate={self.rotate})"
         )
 
 
@@ -321,7 +408,7 @@ class Decoder:
             raise FormatError("corrupted blob: payload checksum mismatch")
         self._native.decode(
             payload, header.layout, header.scale, header.zero_point,
-            header.bits, header.symmetric, out2d, out_type,
+            header.bits, header.symmetric, out2d, out_type, header.dense,
         )
 
     def decode(self, blob: Any, like: str = "numpy"):
@@ -332,7 +419,20 @@ class Decoder:
         """
         header = read_header(blob)
         result, out2d, out_type = allocate_output(header.shape, header.dtype_code, like)
-        self._run(blob, header, out2d, out_type)
+        if header.rotation is None:
+            self._run(blob, header, out2d, out_type)
+            return result
+        # rotated: float32 values first, rotated back, then the output dtype
+        values = out2d if out_type == OUT_F32 else np.empty(out2d.shape, np.float32)
+        self._run(blob, header, values, OUT_F32)
+        header.rotation.undo(values, self.threads)
+        if values is not out2d:
+            if like == "torch":
+                import torch
+
+                result.copy_(torch.from_numpy(values).reshape(result.shape))
+            else:
+                out2d[...] = values
         return result
 
     def decode_int8(self, blob: Any) -> QuantizedTensor:
@@ -340,7 +440,8 @@ class Decoder:
         header = read_header(blob)
         levels = np.empty(header.shape, dtype=np.int8)
         self._run(blob, header, levels.reshape(matrix_dims(header.shape)), OUT_LEVELS)
-        return QuantizedTensor(levels, header.scale, header.zero_point, header.bits, header.symmetric)
+        return QuantizedTensor(levels, header.scale, header.zero_point, header.bits, header.symmetric,
+                               header.rotation)
 
 
 def encode(x: Any, qp: Optional[int] = None, *, target_snr_db: Optional[float] = None,
@@ -431,6 +532,6 @@ def lib_info() -> dict:
 
 
 __all__ = [
-    "Encoder", "Decoder", "QuantizedTensor", "BlobHeader", "encode", "decode", "decode_int8",
+    "Encoder", "Decoder", "QuantizedTensor", "Rotation", "BlobHeader", "encode", "decode", "decode_int8",
     "quantize", "dequantize", "read_header", "lib_info",
 ]

@@ -107,6 +107,10 @@ def _encode_tensor(x: Any, plan: TensorPlan, threads: Optional[int]) -> _Encoded
         return _Encoded(entry, _raw_bytes(x))
     quant = {"bits": plan.bits, "symmetric": plan.symmetric, "per_channel": plan.per_channel}
     if plan.storage == "hevc":
+        from .rate import resolve_rotate
+
+        if resolve_rotate(x, plan, threads):
+            quant["rotate"] = True  # recorded only when rotated: other entries read as before
         if plan.target_snr_db is not None or plan.target_bpw is not None:
             from .rate import encode_to_target
 

@@ -13,7 +13,9 @@ model is rebuilt exactly but for the quantised weights.
 
 ``format="qdq"`` keeps the quantised weights 8-bit inside the model: each becomes
 an int8 initializer with its scale and zero point feeding a DequantizeLinear node
-whose output has the original name, which ONNX Runtime runs as is.
+whose output has the original name, which ONNX Runtime runs as is. A rotated
+weight (``Policy(rotate=...)``) goes out as floats: its levels would need rotated
+inputs.
 """
 
 from __future__ import annotations
@@ -162,6 +164,9 @@ def decompress(path: str, format: str = "float") -> onnx.ModelProto:
             if t.data_type != TensorProto.FLOAT:
                 raise ValueError(f"qdq export needs float32 weights (tensor {where!r} is {_FLOAT_TYPES[t.data_type]})")
             qt = f.get_int8(key)
+            if qt.rotation is not None:  # rotated levels need rotated inputs: this weight goes out as floats
+                t.CopyFrom(_float_tensor(t.name, f.get_tensor(key), t.data_type))
+                continue
             per_channel = qt.scale.size > 1
             q_name, s_name, z_name = f"{where}_quantized", f"{where}_scale", f"{where}_zero_point"
             t.CopyFrom(numpy_helper.from_array(qt.levels, q_name))

@@ -18,8 +18,13 @@ Overrides map a key to settings. A key is a glob on the tensor name
 or a kind (``"kind:conv"``; kinds: linear, conv, vector, small, other). Kind
 overrides apply first, then name patterns in the order given, later ones winning.
 Settings: ``storage`` ("hevc", "int8", "raw"), ``qp``, ``lossless``, ``bits``,
-``symmetric``, ``per_channel``, ``preset``. Giving ``qp`` or ``lossless`` without
-``storage`` means ``storage="hevc"``.
+``symmetric``, ``per_channel``, ``preset``, ``target_snr_db``, ``target_bpw``,
+``rotate``. Giving ``qp``, ``lossless`` or a target without ``storage`` means
+``storage="hevc"``.
+
+``rotate`` (HEVC storage only): False, True, or "auto" — rotate the matrix
+(:class:`pyweightvc.codec.Rotation`) where a probe encode says it saves bits at
+equal weight SNR (:func:`pyweightvc.rate.rotation_pays`).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from .codec import DEFAULT_PRESET, DEFAULT_QP, PRESETS
 STORAGES = ("hevc", "int8", "raw")
 KINDS = ("linear", "conv", "vector", "small", "other")
 SETTING_KEYS = ("storage", "qp", "lossless", "bits", "symmetric", "per_channel", "preset", "target_snr_db",
-                "target_bpw")
+                "target_bpw", "rotate")
 TARGET_KEYS = ("target_snr_db", "target_bpw")
 QUANTIZABLE_DTYPES = ("float32", "float16", "bfloat16")
 DEFAULT_MIN_ELEMENTS = 1024
@@ -55,6 +60,7 @@ class TensorPlan:
     preset: str = DEFAULT_PRESET
     target_snr_db: Optional[float] = None  # hevc: choose the QP that reaches this weight SNR
     target_bpw: Optional[float] = None  # hevc: choose the QP that fits these bits per weight
+    rotate: Any = False  # hevc: False, True or "auto"
 
     def describe(self) -> str:
         if self.storage == "hevc":
@@ -62,7 +68,8 @@ class TensorPlan:
                 return f"hevc snr>={self.target_snr_db:g}dB"
             if self.target_bpw is not None:
                 return f"hevc bpw<={self.target_bpw:g}"
-            return "hevc lossless" if self.lossless else f"hevc qp {self.qp}"
+            how = "hevc lossless" if self.lossless else f"hevc qp {self.qp}"
+            return how + ("" if self.rotate is False else " rotated" if self.rotate is True else " rotate=auto")
         return self.storage
 
 
@@ -97,6 +104,10 @@ def _check_settings(key: str, settings: Any) -> dict:
     for flag in ("lossless", "symmetric", "per_channel"):
         if flag in s and not isinstance(s[flag], bool):
             raise ValueError(f"policy override {key!r}: {flag} must be true or false, got {s[flag]!r}")
+    if "rotate" in s and not (isinstance(s["rotate"], bool) or s["rotate"] == "auto"):
+        raise ValueError(f"policy override {key!r}: rotate must be true, false or \"auto\", got {s['rotate']!r}")
+    if s.get("rotate") and s.get("storage", "hevc") != "hevc":
+        raise ValueError(f"policy override {key!r}: rotate applies to storage \"hevc\" only")
     if "preset" in s and s["preset"] not in PRESETS:
         raise ValueError(f"policy override {key!r}: preset must be one of {', '.join(PRESETS)}, got {s['preset']!r}")
     for t, hi in (("target_snr_db", 200), ("target_bpw", 64)):
@@ -125,10 +136,11 @@ class Policy:
         per_channel: bool = True,
         target_snr_db: Optional[float] = None,
         target_bpw: Optional[float] = None,
+        rotate: Any = False,
         overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
     ):
         base = _check_settings("<defaults>", {"preset": preset, "target_snr_db": target_snr_db,
-                                              "target_bpw": target_bpw})
+                                              "target_bpw": target_bpw, "rotate": rotate})
         base.update(_check_settings("<defaults>", {"qp": qp, "lossless": lossless}))
         if (target_snr_db is not None or target_bpw is not None) and lossless:
             raise ValueError("a target and lossless exclude each other")
@@ -139,7 +151,7 @@ class Policy:
             raise ValueError(f"min_elements must be a non-negative integer, got {min_elements!r}")
         if conv_storage not in STORAGES:
             raise ValueError(f"conv_storage must be one of {', '.join(STORAGES)}, got {conv_storage!r}")
-        self.qp, self.lossless, self.preset = base["qp"], base["lossless"], base["preset"]
+        self.qp, self.lossless, self.preset, self.rotate = base["qp"], base["lossless"], base["preset"], rotate
         self.min_elements = min_elements
         self.conv_storage = conv_storage
         if not isinstance(per_channel, bool):
@@ -170,7 +182,7 @@ class Policy:
             targeted = self.target_snr_db is not None or self.target_bpw is not None
             return TensorPlan("hevc", kind, qp=None if self.lossless or targeted else self.qp, lossless=self.lossless,
                               per_channel=self.per_channel, preset=self.preset, target_snr_db=self.target_snr_db,
-                              target_bpw=self.target_bpw)
+                              target_bpw=self.target_bpw, rotate=self.rotate)
         if kind == "conv":
             return TensorPlan(self.conv_storage, kind, lossless=self.conv_storage == "hevc",
                               per_channel=self.per_channel, preset=self.preset)
@@ -194,6 +206,10 @@ class Policy:
                 f"tensor {name!r} ({dtype}) can only be stored raw; quantised storage takes {', '.join(QUANTIZABLE_DTYPES)}"
             )
         merged = {k: v for k, v in settings.items() if k != "storage"}
+        if storage != "hevc":
+            if merged.get("rotate"):
+                raise ValueError(f"tensor {name!r}: rotate applies to storage \"hevc\" only, not {storage!r}")
+            merged["rotate"] = False
         chooser = {"qp": None, "lossless": False, "target_snr_db": None, "target_bpw": None}
         if storage == "hevc":
             # what sets the QP: the override's own choice, else the plan's if it was
@@ -214,7 +230,7 @@ class Policy:
         """This policy with more overrides after its own (later ones win)."""
         return Policy(self.qp, lossless=self.lossless, preset=self.preset, min_elements=self.min_elements,
                       conv_storage=self.conv_storage, per_channel=self.per_channel,
-                      target_snr_db=self.target_snr_db, target_bpw=self.target_bpw,
+                      target_snr_db=self.target_snr_db, target_bpw=self.target_bpw, rotate=self.rotate,
                       overrides={**self._overrides, **extra})
 
     def unmatched(self, names: Iterable[str]) -> list[str]:
@@ -228,7 +244,7 @@ class Policy:
                 "qp": self.qp, "lossless": self.lossless, "preset": self.preset,
                 "min_elements": self.min_elements, "conv_storage": self.conv_storage,
                 "per_channel": self.per_channel, "target_snr_db": self.target_snr_db, "target_bpw": self.target_bpw,
-                "overrides": self._overrides,
+                "rotate": self.rotate, "overrides": self._overrides,
             },
             sort_keys=True,
         )

@@ -20,12 +20,19 @@ from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
+from . import _core
 from ._arrays import BF16, I8, as_matrix
-from .codec import Decoder, Encoder
+from .codec import DEFAULT_QP, Decoder, Encoder
 
 PROBE_ELEMENTS = 1 << 18  # trial encodes on about this many weights
 PROBE_BLOCK_ROWS = 32
 LOSSLESS_RIVAL_QP = 12  # at or below this QP, lossless is tried as well
+# Weight SNR gained per extra bit per weight, to compare encodes of unequal SNR:
+# the high-rate slope of a uniform quantiser. Real weights through x265 measure
+# 4.7-5.8 dB per bit between QP 16 and 36 (rate_ideas.py baselines, docs/rate.md),
+# so 6.02 credits a rotation's SNR gain slightly less than it is worth: rotation is
+# chosen only where it clearly pays.
+DB_PER_BIT = 6.02
 
 
 @dataclass
@@ -87,6 +94,25 @@ def _probe_trials(x: Any, m, values: np.ndarray, options: dict, decoder: Decoder
     probe_values = values if m.dtype_code == I8 else _probe(values)
     source = x if probe_values is values else probe_values.astype(np.float32)
     return _Trials(probe_values, source, options, decoder)
+
+
+def rotation_pays(x: Any, qp: int = DEFAULT_QP, **options: Any) -> bool:
+    """Whether rotating `x` (Encoder(rotate=True)) saves bits at equal weight SNR.
+
+    One probe encode each way at `qp` (options as for :class:`Encoder`); the rotated
+    encode's bits are corrected for its SNR difference at DB_PER_BIT dB per bit
+    (a rotation changes the SNR a QP gives, since it changes the peak-to-rms
+    ratio the scale is set by). Matrices with an odd number of columns and int8
+    input cannot be rotated: False.
+    """
+    m = as_matrix(x)
+    if m.dtype_code == I8 or _core.rotation_block(m.data.shape[1]) < 2:
+        return False
+    values = _values(m)
+    decoder = Decoder(options.get("threads"))
+    _, plain_bpw, plain_snr = _probe_trials(x, m, values, {**options, "rotate": False}, decoder)(qp)
+    _, rot_bpw, rot_snr = _probe_trials(x, m, values, {**options, "rotate": True}, decoder)(qp)
+    return rot_bpw - (rot_snr - plain_snr) / DB_PER_BIT < plain_bpw
 
 
 def _check_target(name: str, value: Any, lo: float, hi: float) -> float:
@@ -177,6 +203,7 @@ class Curve:
     qps: np.ndarray
     bpw: np.ndarray
     snr_db: np.ndarray
+    rotate: bool = False  # the curve is of the rotated matrix
 
     def bytes_at(self, qp: np.ndarray) -> np.ndarray:
         return np.interp(qp, self.qps, self.bpw) * self.elements / 8
@@ -193,20 +220,32 @@ def tensor_curve(x: Any, qps=CURVE_QPS, **options: Any) -> Curve:
     trials = _probe_trials(x, m, values, options, Decoder(options.get("threads")))
     res = [trials(q) for q in qps]
     snr = np.array([min(r[2], 99.0) for r in res])  # lossless-exact probes would be inf
-    return Curve(values.size, np.array(qps, float), np.array([r[1] for r in res]), snr)
+    return Curve(values.size, np.array(qps, float), np.array([r[1] for r in res]), snr,
+                 bool(options.get("rotate", False)))
+
+
+def resolve_rotate(x: Any, plan, threads: Optional[int] = None) -> bool:
+    """A plan's rotate setting as a decision for this tensor ("auto": rotation_pays
+    at the plan's QP, or the default QP when a target or a budget sets the QP)."""
+    if plan.rotate != "auto":
+        return bool(plan.rotate)
+    if plan.lossless:
+        return False
+    return rotation_pays(x, DEFAULT_QP if plan.qp is None else plan.qp, preset=plan.preset, threads=threads,
+                         bits=plan.bits, symmetric=plan.symmetric, per_channel=plan.per_channel)
 
 
 def _cached_curve(cache: Optional[dict], name: str, x: Any, plan, threads: Optional[int]) -> Curve:
     """The tensor's probe curve for the plan's settings, from the cache when there,
     as a copy (callers correct curves in place)."""
-    key = (name, plan.preset, plan.bits, plan.symmetric, plan.per_channel)
+    key = (name, plan.preset, plan.bits, plan.symmetric, plan.per_channel, plan.rotate)
     curve = cache.get(key) if cache is not None else None
     if curve is None:
         curve = tensor_curve(x, preset=plan.preset, threads=threads, bits=plan.bits, symmetric=plan.symmetric,
-                             per_channel=plan.per_channel)
+                             per_channel=plan.per_channel, rotate=resolve_rotate(x, plan, threads))
         if cache is not None:
             cache[key] = curve
-    return Curve(curve.elements, curve.qps.copy(), curve.bpw.copy(), curve.snr_db.copy())
+    return Curve(curve.elements, curve.qps.copy(), curve.bpw.copy(), curve.snr_db.copy(), curve.rotate)
 
 
 def allocate_qps(curves: dict, budget_bytes: float, sensitivity: Optional[dict] = None) -> dict:
@@ -287,7 +326,7 @@ def save_file_to_size(tensors, path: str, target_bytes: int, policy=None, sensit
         # later rounds allocate with the real sizes and stop once the file fits
         qps = {name: int(np.median(CURVE_QPS)) for name in curves}
         for attempt in range(SIZE_ROUNDS):
-            overrides = {pattern[n]: {"qp": q} for n, q in qps.items()}
+            overrides = {pattern[n]: {"qp": q, "rotate": curves[n].rotate} for n, q in qps.items()}
             header = save_file(tensors, tmp, policy=policy.with_overrides(overrides), metadata=meta, threads=threads)
             size = os.path.getsize(tmp)
             if attempt > 0 and size <= target_bytes:
@@ -358,7 +397,8 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
     def attempt(target_db: float):
         qps = {n: _qps_for_snr(c, target_db) for n, c in curves.items()}
         header = save_file(tensors, trial_path, threads=threads, metadata=meta,
-                           policy=policy.with_overrides({pattern[n]: {"qp": q} for n, q in qps.items()}))
+                           policy=policy.with_overrides({pattern[n]: {"qp": q, "rotate": curves[n].rotate}
+                                                         for n, q in qps.items()}))
         score = float(evaluate(load_file(trial_path, like=like, threads=threads)))
         log.append({"target_snr_db": target_db, "bytes": os.path.getsize(trial_path), "score": score})
         return header, score

@@ -1,7 +1,7 @@
 """Writes the committed fixture blobs (run once per format version; never
 regenerate a fixture of a released version: the tests exist to catch changes).
 
-    python tests/data/make_fixtures.py
+    python tests/data/make_fixtures.py v2    (v1: the version-1 fixtures)
 """
 
 import json
@@ -67,5 +67,17 @@ def main():
     write_numcodecs_chunk()
 
 
+def main_v2():
+    """Format version 2: a rotated blob (outlier columns, as rotation is for) and
+    narrow levels coded losslessly as dense samples."""
+    rng = np.random.default_rng(2027)
+    w = (rng.standard_normal((40, 96)) * 0.05).astype(np.float32)
+    w[:, [3, 50]] *= 20
+    write("v2_f32_rotated_pc", w, qp=22, per_channel=True, rotate=True, rotation_seed=12345)
+    write("v2_f32_lossless_3bit_dense", w, lossless=True, bits=3)
+
+
 if __name__ == "__main__":
-    main()
+    import sys
+
+    {"v1": main, "v2": main_v2}[sys.argv[1] if len(sys.argv) > 1 else "v2"]()
