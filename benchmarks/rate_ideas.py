@@ -2,6 +2,10 @@
 tensors as bits per weight at equal weight SNR against the current default.
 
     python benchmarks/rate_ideas.py [--ideas all|name,name] [--qps 16,20,24,28,32,36] [--json out.json]
+                                    [--harness-cache DIR]
+
+--harness-cache: a benchmark run's cache folder (OUT/cache of `pyweightvc bench`);
+the fc matrices of the MNIST MLP and Fashion CNN trained there join the tensors.
 
 For every tensor and idea, the tensor is transformed (rows reordered, rotated,
 clipped, ...), encoded with pyweightvc's defaults (symmetric, per output channel,
@@ -26,7 +30,7 @@ from pyweightvc.bench import models
 QPS = (16, 20, 24, 28, 32, 36)
 
 
-def real_tensors() -> dict[str, np.ndarray]:
+def real_tensors(harness_cache=None) -> dict[str, np.ndarray]:
     import torch
 
     mnv2 = models.mobilenet_v2_state_dict()
@@ -42,6 +46,15 @@ def real_tensors() -> dict[str, np.ndarray]:
         out[f"minilm {key.split('encoder.')[1]} {'x'.join(map(str, lm[key].shape))}"] = lm[key]
     emb = lm["embeddings.word_embeddings.weight"]
     out["minilm word embeddings rows 0-4095 4096x384"] = emb[:4096]
+    if harness_cache:
+        from pathlib import Path
+
+        from safetensors.numpy import load_file
+
+        for path in sorted(Path(harness_cache).glob("*.safetensors")):
+            for key, w in load_file(str(path)).items():
+                if w.ndim == 2 and w.size >= 100_000:
+                    out[f"{path.stem.split('-')[0]} {key} {'x'.join(map(str, w.shape))}"] = w
     return {k: np.ascontiguousarray(v, np.float32) for k, v in out.items()}
 
 
@@ -135,6 +148,8 @@ ENCODER_SETTINGS = {
     "tskip": {"x265_params": {"tskip": 1}},
 }
 IDEAS.update({name: (identity, options) for name, options in ENCODER_SETTINGS.items()})
+# pyweightvc's own rotation (Encoder(rotate=True): seeded block Hadamard, in the blob)
+IDEAS["rotate"] = (identity, {"rotate": True})
 
 
 def curve(w, idea, qps):
@@ -166,11 +181,12 @@ def main(argv=None):
     ap.add_argument("--ideas", default="all")
     ap.add_argument("--qps", default=",".join(map(str, QPS)))
     ap.add_argument("--json")
+    ap.add_argument("--harness-cache")
     args = ap.parse_args(argv)
     qps = [int(q) for q in args.qps.split(",")]
     ideas = list(IDEAS) if args.ideas == "all" else ["identity"] + [i for i in args.ideas.split(",") if i != "identity"]
     results = {}
-    for name, w in real_tensors().items():
+    for name, w in real_tensors(args.harness_cache).items():
         base = curve(w, IDEAS["identity"], qps)
         results[name] = {"identity": base}
         print(f"\n{name}: baseline " + ", ".join(f"QP {q}: {b:.3f} bpw / {s:.2f} dB" for q, (b, s) in zip(qps, base)),

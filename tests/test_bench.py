@@ -91,6 +91,39 @@ def test_quick_suite_lets_pyweightvc_choose_the_qps(quick_run):
     assert search["bytes"] < _row(results, "pyweightvc", setting="QP 24")["bytes"]
 
 
+def test_quick_suite_rotation_and_low_bit_lossless(quick_run):
+    _, results = quick_run
+    subject = results["subjects"]["mlp_mnist"]
+    q24, rotated = _row(results, "pyweightvc", setting="QP 24"), _row(results, "pyweightvc", "rotated")
+    # auto rotation (where a probe says it pays): closer at the same QP
+    assert rotated["snr_fc_db"] > q24["snr_fc_db"]
+    low = _row(results, "pyweightvc", "low-bit lossless, per-tensor")  # 3 bits, dense samples
+    int8 = _row(results, "int8")
+    assert low["bpw_fc"] < 1.2 and low["snr_fc_db"] < int8["snr_fc_db"]
+    assert low["accuracy"] > subject["reference_fidelity"]["accuracy"] - 0.02
+
+
+def test_update_merges_new_rows_into_an_earlier_run(quick_run, tmp_path):
+    import shutil
+
+    out, before = quick_run
+    work = tmp_path / "run"
+    shutil.copytree(out, work)
+    rc = cli.main(["bench", "--suite", "quick", "-o", str(work), "--nncodec", "off", "--no-progress", "--update",
+                   "--variant", "low-bit lossless"])
+    assert rc == 0
+    after = harness.load_results(work / "results.json")
+    keys = [harness._row_key(r) for r in after["rows"]]
+    assert sorted(keys) == sorted(harness._row_key(r) for r in before["rows"])  # replaced, nothing lost or doubled
+    new = _row(after, "pyweightvc", "low-bit lossless")
+    assert new["bytes"] == _row(before, "pyweightvc", "low-bit lossless")["bytes"]  # deterministic
+    update = after["meta"]["updates"][-1]
+    assert update["variants"] == ["low-bit lossless"] and update["models"] == ["mlp_mnist"]
+    assert after["meta"]["seconds"] > before["meta"]["seconds"]
+    assert "by `pyweightvc bench --update` (variants: `low-bit lossless`;" in (work / "report.md").read_text()
+    assert cli.main(["bench", "--suite", "quick", "-o", str(tmp_path / "none"), "--nncodec", "off", "--update"]) == 2
+
+
 def test_publish_writes_the_report_with_its_figures(quick_run, tmp_path):
     out, _ = quick_run
     target = tmp_path / "docs" / "benchmarks.md"
@@ -187,6 +220,8 @@ def test_bad_arguments_exit_2(tmp_path, capsys):
     assert "unknown model(s) resnet9000" in capsys.readouterr().err
     assert cli.main(["bench", "--repeats", "0", "-o", str(tmp_path), "--nncodec", "off"]) == 2
     assert "repeats must be >= 1" in capsys.readouterr().err
+    assert cli.main(["bench", "--variant", "rotatd", "-o", str(tmp_path), "--nncodec", "off"]) == 2
+    assert "unknown variant(s) rotatd; known: " in capsys.readouterr().err
 
 
 def test_mnist_pickle_refuses_anything_but_arrays():

@@ -184,3 +184,14 @@ def test_policy_rotate_is_validated():
         "c.weight", "float32", (64, 16, 3, 3))
     assert plan.rotate is True and plan.describe() == "hevc qp 20 rotated"
     assert json.loads(wvc.Policy(rotate="auto").to_json())["rotate"] == "auto"
+
+
+
+def test_auto_leaves_lossless_plans_unrotated():
+    """Lossless coding has no QP to judge a rotation at: "auto" keeps such plans
+    as they are (rotate=True asks for it)."""
+    plan = wvc.Policy(lossless=True, rotate="auto", overrides={"kind:linear": {"bits": 5}}).plan(
+        "w", "float32", (256, 384))
+    assert rate.resolve_rotate(outlier_matrix(), plan) is False
+    blob = wvc.encode(outlier_matrix(), lossless=True, bits=5, rotate=True)
+    assert wvc.read_header(blob).rotation is not None and wvc.read_header(blob).dense

@@ -229,7 +229,7 @@ def resolve_rotate(x: Any, plan, threads: Optional[int] = None) -> bool:
     at the plan's QP, or the default QP when a target or a budget sets the QP)."""
     if plan.rotate != "auto":
         return bool(plan.rotate)
-    if plan.lossless:
+    if plan.lossless:  # no QP to judge at; lossless narrow levels: rotate=True where wanted
         return False
     return rotation_pays(x, DEFAULT_QP if plan.qp is None else plan.qp, preset=plan.preset, threads=threads,
                          bits=plan.bits, symmetric=plan.symmetric, per_channel=plan.per_channel)

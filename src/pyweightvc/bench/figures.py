@@ -11,11 +11,16 @@ COLOURS = {"pyweightvc": "tab:blue", "nncodec": "tab:red", "jpeg": "tab:green", 
            "xz": "tab:brown", "int8": "black"}
 STYLES = {"default": "-", "per-tensor": "--", "asymmetric": ":", "conv HEVC": "-.", "lossless": "none",
           "target SNR": (0, (5, 1)), "sized": (0, (1, 1)), "accuracy search": "none",
-          "accuracy search, conv HEVC": "none"}
-QP_VARIANTS = ("default", "per-tensor", "asymmetric", "conv HEVC")
+          "accuracy search, conv HEVC": "none", "rotated": (0, (3, 1, 1, 1)),
+          "accuracy search, rotated": "none", "low-bit lossless": (0, (2, 2)),
+          "low-bit lossless, per-tensor": (0, (4, 1, 1, 1, 1, 1)), "low-bit lossless, per-tensor, rotated": (0, (8, 2))}
+QP_VARIANTS = ("default", "per-tensor", "asymmetric", "conv HEVC", "rotated")
 MARKERS = {"pyweightvc": "o", "nncodec": "s", "jpeg": "^", "zstd": "P", "xz": "X", "int8": "D"}
 VARIANT_MARKERS = {"default": "o", "per-tensor": "v", "asymmetric": "<", "conv HEVC": ">", "lossless": "*",
-                   "target SNR": "d", "sized": "h", "accuracy search": "p", "accuracy search, conv HEVC": "P"}
+                   "target SNR": "d", "sized": "h", "accuracy search": "p", "accuracy search, conv HEVC": "P",
+                   "rotated": "s", "accuracy search, rotated": "X",
+                   "low-bit lossless": "1", "low-bit lossless, per-tensor": "2",
+                   "low-bit lossless, per-tensor, rotated": "3"}
 
 
 def _marker(method: str, variant: str) -> str:

@@ -4,6 +4,7 @@ figures/*.png).
 
     pyweightvc bench [--suite quick|full] [--out DIR] [--models a,b] [--repeats N]
                      [--nncodec setup|auto|off] [--publish docs/benchmarks.md]
+                     [--variant NAME ... --update]
 
 ``quick`` checks the whole harness end to end in a minute or two (the MNIST
 MLP, a few settings); ``full`` is the documented run behind docs/benchmarks.md.
@@ -39,6 +40,8 @@ CONV_HEVC_QPS = (16, 20, 24, 28)
 TARGET_SNRS = (14, 18, 22, 26, 30, 34)  # dB, every lossy tensor
 JPEG_QUALITIES = (5, 10, 20, 30, 40, 50, 70, 90, 95)
 NNCODEC_QPS = tuple(range(-40, -17, 2))
+# the small trained nets keep their accuracy at coarser NNCodec steps still
+NNCODEC_COARSE_QPS = (-16, -14, -12)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,17 @@ class Suite:
         tensor_qps = PAPER_QPS if model != "minilm" else (12, 20, 28)
         s += [_pwvc("per-tensor", qp, per_channel=False) for qp in (tensor_qps[:1] if self.quick else tensor_qps)]
         s += [_pwvc("asymmetric", qp, symmetric=False) for qp in (qps[:1] if self.quick else qps[1:4:2])]
+        # narrow levels coded losslessly (dense samples): scalar quantisation, HEVC as the entropy coder
+        low_bits = (4, 5, 6, 7) if model == "minilm" else (3, 4, 5, 6)
+        for variant, per_channel, rotate in (("low-bit lossless", True, False),
+                                             ("low-bit lossless, per-tensor", False, False),
+                                             ("low-bit lossless, per-tensor, rotated", False, True)):
+            s += [Setting("pyweightvc", variant, f"{b} bits", b,
+                          {"lossless": True, "bits": b, "per_channel": per_channel, "rotate": rotate})
+                  for b in (low_bits[:1] if self.quick else low_bits)]
+        # rotation (Policy(rotate="auto")): each fc matrix rotated where a probe says it saves bits
+        # (with per-tensor scales "auto" chose no rotation on any model: not a variant of its own)
+        s += [_pwvc("rotated", qp, rotate="auto") for qp in (qps[:1] if self.quick else qps)]
         if has_conv:
             s += [_pwvc("conv HEVC", qp, conv_hevc=True) for qp in conv_qps]
         # QP chosen for the user (pyweightvc.rate): per-tensor SNR targets, the default
@@ -70,12 +84,16 @@ class Suite:
         s += [Setting("pyweightvc", "sized", f"size of QP {q}", q, {"size_of_qp": q})
               for q in ((36,) if self.quick else (16, 24) if minilm else (24, 28, 32, 36))]
         s.append(Setting("pyweightvc", "accuracy search", "matched-fidelity bar", None, {"accuracy": True}))
+        if not self.quick:
+            s.append(Setting("pyweightvc", "accuracy search, rotated", "matched-fidelity bar", None,
+                             {"accuracy": True, "rotate": "auto"}))
         if has_conv:  # conv kernels searched too, through lossy HEVC
             s.append(Setting("pyweightvc", "accuracy search, conv HEVC", "matched-fidelity bar", None,
                              {"accuracy": True, "conv_hevc": True, "qp": 24}))
         s += [Setting(m, "default", "8-bit levels") for m in ("int8", "zstd", "xz")]
         s += [Setting("jpeg", "default", f"quality {q}", q, {"quality": q}) for q in ((50,) if self.quick else JPEG_QUALITIES)]
-        s += [Setting("nncodec", "default", f"qp {q}", q) for q in ((-32,) if self.quick else NNCODEC_QPS)]
+        nnc_qps = NNCODEC_QPS + (NNCODEC_COARSE_QPS if model in ("mlp_mnist", "cnn_fashion") else ())
+        s += [Setting("nncodec", "default", f"qp {q}", q) for q in ((-32,) if self.quick else nnc_qps)]
         return s
 
 
@@ -174,12 +192,66 @@ def machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "memory": mem, "system": platform.platform()}
 
 
+def _row_key(row: dict) -> tuple:
+    return row["model"], row["method"], row["variant"], row["setting"]
+
+
+def _current_rows(results: dict, suite: Suite) -> list:
+    """The rows of settings the suite still has (a variant dropped since is left out)."""
+    current = {(m, s.method, s.variant, s.label) for m, sub in results["subjects"].items()
+               for s in suite.settings(m, sub["elements"]["conv"] > 0)}
+    return [r for r in results["rows"] if _row_key(r) in current]
+
+
+def merge_results(old: dict, new: dict, suite: Suite) -> dict:
+    """`old` with the rows `new` measured put in place of (or beside) its own, and
+    without rows of settings the suite no longer has; model times add up, and the
+    update is listed in the meta."""
+    fresh = {_row_key(r) for r in new["rows"]}
+    current = _current_rows(old, suite)
+    kept = [r for r in current if _row_key(r) not in fresh]
+    merged = {**old, "rows": kept + new["rows"]}
+    dropped = {r["variant"] for r in old["rows"]} - {r["variant"] for r in current}
+    merged["subjects"] = dict(old["subjects"])
+    for name, sub in new["subjects"].items():
+        before = old["subjects"].get(name)
+        merged["subjects"][name] = {**sub, "seconds": (before or {}).get("seconds", 0) + sub.get("seconds", 0)} \
+            if before else sub
+    meta = dict(old["meta"])
+    meta["seconds"] = old["meta"]["seconds"] + new["meta"].get("seconds", 0)
+    if dropped or old["meta"].get("dropped"):
+        meta["dropped"] = sorted(set(old["meta"].get("dropped", [])) | dropped)
+    meta["updates"] = old["meta"].get("updates", []) + [
+        {"date": new["meta"]["date"], "models": list(new["subjects"]), "variants": new["meta"].get("variants"),
+         "seconds": new["meta"].get("seconds", 0), "versions": new["meta"]["versions"]}]
+    merged["meta"] = meta
+    return merged
+
+
 def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Optional[int] = None,
         nncodec: str = "setup", nncodec_venv: Optional[Path] = None, progress: bool = True,
+        variants: Optional[list[str]] = None, update: bool = False,
         log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
-    """Run a suite; returns (and writes to `out`) every measurement."""
+    """Run a suite; returns (and writes to `out`) every measurement.
+
+    variants: run only the settings of these variants ("rotated", "default", ...;
+    a peer's variant is "default" too, so give e.g. ["rotated"] to re-measure one
+    pyweightvc variant alone). update: merge into the results already in `out`
+    (rows measured now replace the same rows there) instead of starting anew.
+    """
     from tqdm import tqdm
 
+    known = {s.variant for s in suite.settings("minilm", True) + suite.settings("mlp_mnist", True)}
+    if variants and set(variants) - known:
+        raise ValueError(f"unknown variant(s) {', '.join(sorted(set(variants) - known))}; "
+                         f"known: {', '.join(sorted(known))}")
+    if variants and "sized" in variants and "default" not in variants:
+        raise ValueError("the sized variant fits the default variant's file sizes: run --variant default too")
+    previous = None
+    if update:
+        if not (Path(out) / "results.json").exists():
+            raise ValueError(f"--update needs an earlier run's results.json in {out}")
+        previous = load_results(Path(out) / "results.json")
     models = list(models or suite.models)
     unknown = sorted(set(models) - set(subjects.SUBJECTS))
     if unknown:
@@ -206,6 +278,7 @@ def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Op
 
     results = {
         "meta": {"suite": suite.name, "repeats": repeats, "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+                 "variants": variants,
                  "machine": machine(), "versions": versions(), "nncodec_env": nnc_versions,
                  "seeds": {"training": subjects.TrainedClassifier.seed, "photo crops": 0}},
         "subjects": {}, "rows": [],
@@ -227,6 +300,8 @@ def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Op
             "tensors": {g: sum(1 for v in groups.values() if v == g) for g in GROUPS},
         }
         settings = suite.settings(name, sizes["elements"]["conv"] > 0)
+        if variants:
+            settings = [s for s in settings if s.variant in variants]
         context = {"score": subject.score, "max_drop": subject.max_drop(reference_fidelity)}
         bar = tqdm(total=len(settings), desc=name, unit="setting", disable=not progress, file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="pyweightvc-bench-") as work:
@@ -246,8 +321,8 @@ def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Op
         del subject
         # after every model, so a long run that stops late keeps what it measured
         results["meta"]["seconds"] = time.time() - started
-        write_outputs(results, out)
-    return results
+        write_outputs(results if previous is None else merge_results(previous, results, suite), out)
+    return results if previous is None else merge_results(previous, results, suite)
 
 
 def _json_safe(x):
@@ -303,10 +378,15 @@ def load_results(path: Path) -> dict:
 
 def publish(out: Path, target: Path) -> None:
     """Write the report of the run in `out` as `target` (docs/benchmarks.md), its
-    figures next to it in <target stem>/."""
+    figures next to it in <target stem>/ (rows of settings the suite has dropped
+    since the run are left out)."""
     from . import report
 
     results = load_results(out / "results.json")
+    kept = _current_rows(results, SUITES[results["meta"]["suite"]])
+    dropped = {r["variant"] for r in results["rows"]} - {r["variant"] for r in kept}
+    results["meta"]["dropped"] = sorted(set(results["meta"].get("dropped", [])) | dropped)
+    results["rows"] = kept
     figures = target.parent / target.stem
     shutil.rmtree(figures, ignore_errors=True)
     report.write(results, target, figures)

@@ -98,17 +98,21 @@ def _raw_other(weights, groups) -> int:
 def pyweightvc_policy(setting: Setting) -> wvc.Policy:
     o = setting.options
     if o.get("target_snr_db") is not None:
-        return wvc.Policy(target_snr_db=o["target_snr_db"], per_channel=o.get("per_channel", True))
+        return wvc.Policy(target_snr_db=o["target_snr_db"], per_channel=o.get("per_channel", True),
+                          rotate=o.get("rotate", False))
     lossless = o.get("lossless", False)
     linear: dict = {}
     conv: dict = {}
     if not o.get("symmetric", True):
         linear["symmetric"] = conv["symmetric"] = False
+    if o.get("bits"):  # narrower levels for the fc group (conv kernels keep 8 bits)
+        linear["bits"] = o["bits"]
     if o.get("conv_hevc"):
         conv.update(storage="hevc", lossless=lossless, **({} if lossless else {"qp": o["qp"]}))
     overrides = {key: s for key, s in (("kind:linear", linear), ("kind:conv", conv)) if s}
     return wvc.Policy(o.get("qp", wvc.codec.DEFAULT_QP), lossless=lossless, per_channel=o.get("per_channel", True),
-                      preset=o.get("preset", wvc.codec.DEFAULT_PRESET), overrides=overrides or None)
+                      preset=o.get("preset", wvc.codec.DEFAULT_PRESET), rotate=o.get("rotate", False),
+                      overrides=overrides or None)
 
 
 def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int, context: dict) -> Outcome:
