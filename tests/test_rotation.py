@@ -195,3 +195,24 @@ def test_auto_leaves_lossless_plans_unrotated():
     assert rate.resolve_rotate(outlier_matrix(), plan) is False
     blob = wvc.encode(outlier_matrix(), lossless=True, bits=5, rotate=True)
     assert wvc.read_header(blob).rotation is not None and wvc.read_header(blob).dense
+
+
+def test_command_rotate_and_overrides(tmp_path, capsys):
+    from safetensors.numpy import save_file
+
+    from pyweightvc import cli
+
+    src, out = tmp_path / "m.safetensors", tmp_path / "m.wvc"
+    save_file({"outliers.weight": outlier_matrix(), "smooth.weight": smooth_matrix()}, str(src))
+    assert cli.main(["compress", str(src), "-o", str(out), "--rotate", "auto"]) == 0
+    with wvc.safe_open(str(out)) as f:
+        assert f.entry("outliers.weight").get("rotate") is True and "rotate" not in f.entry("smooth.weight")
+    capsys.readouterr()
+    assert cli.main(["info", str(out)]) == 0
+    assert "hevc rotated" in capsys.readouterr().out
+    assert cli.main(["compress", str(src), "-o", str(out), "--override", "smooth.*=rotate:true,target_snr_db:30.5"]) == 0
+    with wvc.safe_open(str(out)) as f:
+        assert f.entry("smooth.weight")["rotate"] is True and f.entry("smooth.weight")["target_snr_db"] == 30.5
+        assert "rotate" not in f.entry("outliers.weight")  # the policy default: not rotated
+    assert cli.main(["compress", str(src), "-o", str(out), "--override", "smooth.*=rotate:maybe"]) == 2
+    assert 'rotate must be true, false or "auto"' in capsys.readouterr().err
