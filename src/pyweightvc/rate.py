@@ -29,7 +29,7 @@ PROBE_BLOCK_ROWS = 32
 LOSSLESS_RIVAL_QP = 12  # at or below this QP, lossless is tried as well
 # Weight SNR gained per extra bit per weight, to compare encodes of unequal SNR:
 # the high-rate slope of a uniform quantiser. Real weights through x265 measure
-# 4.7-5.8 dB per bit between QP 16 and 36 (rate_ideas.py baselines, docs/rate.md),
+# 4.7-5.9 dB per bit between QP 16 and 36 (rate_ideas.py baselines, docs/rate.md),
 # so 6.02 credits a rotation's SNR gain slightly less than it is worth: rotation is
 # chosen only where it clearly pays.
 DB_PER_BIT = 6.02
