@@ -13,7 +13,8 @@ import pyweightvc as wvc
 DATA = Path(__file__).parent / "data"
 
 
-def reference_quantize(w: np.ndarray, bits: int = 8, symmetric: bool = True, per_channel: bool = False):
+def reference_quantize(w: np.ndarray, bits: int = 8, symmetric: bool = True, per_channel: bool = False,
+                       min_step: float = 0.0):
     """The documented quantisation formula written with numpy (float32 arithmetic)."""
     w = np.asarray(w, dtype=np.float32)
     rows = w.shape[0] if w.ndim >= 2 else 1
@@ -22,12 +23,14 @@ def reference_quantize(w: np.ndarray, bits: int = 8, symmetric: bool = True, per
     qmin = -qmax if symmetric else -(2 ** (bits - 1))
     if symmetric:
         amax = np.abs(m.astype(np.float64)).max(axis=1)
-        scale = np.where(amax > 0, amax / qmax, 1.0).astype(np.float32)
+        scale = np.where(amax > 0, np.maximum((amax / qmax).astype(np.float32), np.float32(min_step)), 1.0)
+        scale = scale.astype(np.float32)
         zp = np.zeros(len(scale), np.int32)
     else:
         lo = np.minimum(m.astype(np.float64).min(axis=1), 0.0)
         hi = np.maximum(m.astype(np.float64).max(axis=1), 0.0)
-        scale = np.where(hi > lo, (hi - lo) / (qmax - qmin), 1.0).astype(np.float32)
+        scale = np.where(hi > lo, np.maximum(((hi - lo) / (qmax - qmin)).astype(np.float32), np.float32(min_step)),
+                         1.0).astype(np.float32)
         scale = np.maximum(scale, np.finfo(np.float32).tiny)
         zp = np.clip(qmin - np.round(lo / scale.astype(np.float64)), qmin, qmax).astype(np.int32)
     scale = np.maximum(scale, np.finfo(np.float32).tiny)

@@ -341,3 +341,47 @@ def test_empty_and_odd_tensors(tmp_path):
     for k, v in t.items():
         np.testing.assert_array_equal(out[k], np.asarray(v))
         assert out[k].dtype == np.asarray(v).dtype
+
+
+def test_min_step_for_conv_kernels(tmp_path):
+    t = tiny_model()
+    t["conv.weight"][:8] *= 1e-3  # narrow output channels: their max-abs steps fall below the floor
+    policy = wvc.Policy(overrides={"kind:conv": {"min_step": 1e-3}})
+    assert policy.plan("conv.weight", "float32", (16, 8, 3, 3)).describe() == "int8 min_step 0.001"
+    assert policy.plan("fc.weight", "float32", (40, 72)).quant_options() == \
+        {"bits": 8, "symmetric": True, "per_channel": True}  # no min_step key: entries read as before
+    path = write(tmp_path, t, policy=policy)
+    plain = write(tmp_path, t, name="plain.wvc")
+    with wvc.safe_open(path) as f, wvc.safe_open(plain) as g:
+        assert f.entry("conv.weight")["min_step"] == 1e-3 and "min_step" not in f.entry("fc.weight")
+        qt = f.get_int8("conv.weight")
+        levels, scale, _ = wvc.quantize(t["conv.weight"], per_channel=True, min_step=1e-3)
+        np.testing.assert_array_equal(qt.scale, scale)
+        np.testing.assert_array_equal(qt.levels, levels)
+        assert scale[:8].tolist() == [np.float32(1e-3)] * 8 and np.all(scale[8:] > 1e-3)
+        err = np.abs(f.get_tensor("conv.weight") - t["conv.weight"]).reshape(16, -1).max(axis=1)
+        assert np.all(err <= scale * 0.5001)
+        np.testing.assert_array_equal(f.get_tensor("fc.weight"), g.get_tensor("fc.weight"))
+    assert os.path.getsize(path) < os.path.getsize(plain)  # 8 channels of 72 weights in a few levels
+
+
+def test_min_step_policy_errors():
+    with pytest.raises(ValueError, match="min_step applies to quantised storage"):
+        wvc.Policy(overrides={"fc.*": {"storage": "raw", "min_step": 0.1}})
+    with pytest.raises(ValueError, match="'fc.bias'.*min_step applies to quantised storage.*kind:conv"):
+        wvc.Policy(overrides={"fc.*": {"min_step": 0.1}}).plan("fc.bias", "float32", (40,))
+
+
+def test_min_step_from_the_command_line(tmp_path, capsys):
+    from safetensors.numpy import save_file
+
+    from pyweightvc import cli
+
+    src, out = tmp_path / "m.safetensors", tmp_path / "m.wvc"
+    save_file({k: v for k, v in tiny_model().items() if k.startswith(("conv", "fc"))}, str(src))
+    assert cli.main(["compress", str(src), "-o", str(out), "--override", "kind:conv=min_step:0.002"]) == 0
+    with wvc.safe_open(str(out)) as f:
+        assert f.entry("conv.weight")["min_step"] == 0.002 and "min_step" not in f.entry("fc.weight")
+    capsys.readouterr()
+    assert cli.main(["compress", str(src), "-o", str(out), "--override", "kind:conv=min_step:-1"]) == 2
+    assert "min_step must be a finite number >= 0" in capsys.readouterr().err

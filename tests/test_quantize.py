@@ -152,3 +152,47 @@ def test_quantize_property(w, bits, symmetric, per_channel):
     np.testing.assert_array_equal(q, q_ref)
     np.testing.assert_array_equal(scale, s_ref)
     np.testing.assert_array_equal(zp, z_ref)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES, ids=lambda s: f"sym{int(s['symmetric'])}-pc{int(s['per_channel'])}")
+@pytest.mark.parametrize("bits", [3, 8])
+def test_min_step_matches_reference_formula(scheme, bits):
+    # channels of very different ranges: the narrow ones get the floor, the wide ones keep max-abs
+    rng = np.random.default_rng(bits)
+    w = (rng.standard_normal((24, 2, 3)) * np.geomspace(1e-4, 1.0, 24)[:, None, None]).astype(np.float32)
+    step = 0.002 if bits == 8 else 0.1
+    q, scale, zp = wvc.quantize(w, bits=bits, min_step=step, **scheme)
+    q_ref, s_ref, z_ref = reference_quantize(w, bits=bits, min_step=step, **scheme)
+    np.testing.assert_array_equal(scale, s_ref)
+    np.testing.assert_array_equal(zp, z_ref)
+    np.testing.assert_array_equal(q, q_ref)
+    assert scale.min() >= np.float32(step)
+    plain = wvc.quantize(w, bits=bits, **scheme)[1]
+    if scheme["per_channel"]:  # floored where max-abs was finer, untouched elsewhere
+        assert np.any(plain < step) and np.any(plain > step)
+        np.testing.assert_array_equal(scale, np.maximum(plain, np.float32(step)))
+    back = wvc.dequantize(q, scale, zp)
+    assert np.all(np.abs(back - w).reshape(len(w), -1) <= (scale if scheme["per_channel"] else scale[0]).reshape(-1, 1) * 0.5001 + 1e-7)
+
+
+@pytest.mark.parametrize("bad", [-0.1, float("nan"), float("inf"), True, "0.1"])
+def test_min_step_rejects_bad_values(bad):
+    w = np.ones((4, 4), np.float32)
+    with pytest.raises(ValueError, match="min_step must be a finite number >= 0"):
+        wvc.quantize(w, min_step=bad)
+    with pytest.raises(ValueError, match="min_step must be a finite number >= 0"):
+        wvc.Encoder(min_step=bad)
+    with pytest.raises(ValueError, match="min_step must be a finite number >= 0"):
+        wvc.Policy(overrides={"kind:conv": {"min_step": bad}})
+
+
+def test_min_step_through_hevc_and_int8_input():
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((64, 96)) * np.geomspace(1e-3, 1.0, 64)[:, None]).astype(np.float32)
+    blob = wvc.encode(w, lossless=True, per_channel=True, min_step=0.01)
+    qt = wvc.decode_int8(blob)
+    np.testing.assert_array_equal(qt.scale, wvc.quantize(w, per_channel=True, min_step=0.01)[1])
+    np.testing.assert_array_equal(qt.levels, wvc.quantize(w, per_channel=True, min_step=0.01)[0])
+    assert len(blob) < len(wvc.encode(w, lossless=True, per_channel=True))  # narrow rows: fewer distinct levels
+    with pytest.raises(ValueError, match="min_step=0"):
+        wvc.encode(np.zeros((8, 8), np.int8), lossless=True, min_step=0.5)

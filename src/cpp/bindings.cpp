@@ -136,17 +136,17 @@ PYBIND11_MODULE(_core, m) {
     m.def(
         "compute_params",
         [](const py::array& src, int dtype_code, int bits, bool symmetric, bool per_channel,
-           int threads) {
+           int threads, float min_step) {
             MatrixView view = matrix_view(src, dtype_code);
             QuantParams params;
             {
                 py::gil_scoped_release release;
-                params = compute_params(view, QuantSpec{bits, symmetric, per_channel}, threads);
+                params = compute_params(view, QuantSpec{bits, symmetric, per_channel, min_step}, threads);
             }
             return params_to_python(params);
         },
         py::arg("src"), py::arg("dtype_code"), py::arg("bits"), py::arg("symmetric"),
-        py::arg("per_channel"), py::arg("threads") = 0,
+        py::arg("per_channel"), py::arg("threads") = 0, py::arg("min_step") = 0.0f,
         "Scales and zero points of src (2-D); returns (scale, zero_point, symmetric).");
 
     m.def(

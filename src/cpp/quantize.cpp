@@ -46,16 +46,17 @@ template <typename L>
     throw std::invalid_argument("weights must be finite");
 }
 
-void scale_for_range(float mn, float mx, int bits, bool symmetric, float& scale, int32_t& zp) {
+void scale_for_range(float mn, float mx, int bits, bool symmetric, float min_step, float& scale,
+                     int32_t& zp) {
     const int qmax = (1 << (bits - 1)) - 1;
     if (symmetric) {
         double amax = std::max(std::fabs(double(mn)), std::fabs(double(mx)));
-        scale = amax > 0 ? float(amax / qmax) : 1.0f;
+        scale = amax > 0 ? std::max(float(amax / qmax), min_step) : 1.0f;
         zp = 0;
     } else {
         const int qmin = -(1 << (bits - 1));
         double lo = std::min(double(mn), 0.0), hi = std::max(double(mx), 0.0);
-        scale = hi > lo ? float((hi - lo) / double(qmax - qmin)) : 1.0f;
+        scale = hi > lo ? std::max(float((hi - lo) / double(qmax - qmin)), min_step) : 1.0f;
         scale = std::max(scale, FLT_MIN);  // keep 1/scale finite
         long z = qmin - long(std::nearbyint(lo / double(scale)));  // half to even, like q
         zp = int32_t(std::clamp<long>(z, qmin, qmax));
@@ -212,6 +213,8 @@ void QuantParams::validate(size_t rows) const {
 QuantParams compute_params(const MatrixView& src, const QuantSpec& spec, int threads) {
     if (spec.bits < 2 || spec.bits > 8)
         throw std::invalid_argument("bits must be in 2..8, got " + std::to_string(spec.bits));
+    if (!(spec.min_step >= 0.0f) || !std::isfinite(spec.min_step))
+        throw std::invalid_argument("min_step must be finite and >= 0, got " + std::to_string(spec.min_step));
     const size_t n = src.rows * src.cols;
     if (n == 0) throw std::invalid_argument("cannot quantise an empty tensor");
     QuantParams params;
@@ -256,8 +259,8 @@ QuantParams compute_params(const MatrixView& src, const QuantSpec& spec, int thr
         params.zero_point.resize(rows);
         for (size_t r = 0; r < rows; ++r) {
             if (stats[r].nonfinite) throw_nonfinite<L>(p, n, src.cols);
-            scale_for_range(stats[r].min, stats[r].max, spec.bits, spec.symmetric, params.scale[r],
-                            params.zero_point[r]);
+            scale_for_range(stats[r].min, stats[r].max, spec.bits, spec.symmetric, spec.min_step,
+                            params.scale[r], params.zero_point[r]);
         }
         return params;
     });

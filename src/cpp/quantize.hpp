@@ -6,6 +6,7 @@
 // Integer levels q of a b-bit quantiser (2 <= b <= 8):
 //   symmetric:  q in [-(2^(b-1) - 1), 2^(b-1) - 1], zero point 0, scale = max|w| / qmax
 //   asymmetric: q in [-2^(b-1), 2^(b-1) - 1], zero point z chosen so that 0.0 is exact
+//   with QuantSpec::min_step > 0 the scale is max(that scale, min_step)
 //   q = clamp(rint(w * (1 / scale)) + z, qmin, qmax)   (rint: round half to even)
 //   w' = scale * (q - z)
 // Picture samples are offset binary with the levels spread over the 8-bit range,
@@ -32,6 +33,10 @@ struct QuantSpec {
     int bits = 8;
     bool symmetric = true;
     bool per_channel = false;
+    // Smallest scale (quantisation step) a tensor or row may get: max-abs scales
+    // finer than it are raised to it, so narrow channels share one absolute step
+    // instead of each spreading its levels over its own range. 0: plain max-abs.
+    float min_step = 0.0f;
 };
 
 // Parameters of one quantiser: one entry per tensor, or one per row.

@@ -110,12 +110,15 @@ class BlobHeader:
         return (rows, cols, *self.tile, *self.frame)
 
 
-def _check_quant_args(bits: int, symmetric: bool, per_channel: bool) -> None:
+def _check_quant_args(bits: int, symmetric: bool, per_channel: bool, min_step: float = 0.0) -> None:
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 8:
         raise ValueError(f"bits must be an integer in 2..8, got {bits!r}")
     for name, value in (("symmetric", symmetric), ("per_channel", per_channel)):
         if not isinstance(value, (bool, np.bool_)):
             raise TypeError(f"{name} must be a bool, got {value!r}")
+    if isinstance(min_step, bool) or not isinstance(min_step, (int, float, np.integer, np.floating)) \
+            or not 0 <= min_step <= 3.0e38:
+        raise ValueError(f"min_step must be a finite number >= 0, got {min_step!r}")
 
 
 def _check_threads(threads: Optional[int]) -> int:
@@ -273,9 +276,6 @@ def read_header(blob: Any) -> BlobHeader:
     )
 
 
-def _params(m, bits: int, symmetric: bool, per_channel: bool, threads: int):
-    scale, zero_point, symmetric = _core.compute_params(m.data, m.dtype_code, bits, symmetric, per_channel, threads)
-    return scale, zero_point, symmetric
 
 
 class Encoder:
@@ -285,6 +285,9 @@ class Encoder:
     qp: 0..51 (lower = larger and closer); lossless: code the integer levels exactly.
     bits: 2..8 quantiser width; symmetric: zero point 0 (default, the paper's choice);
     per_channel: one scale per output channel (axis 0).
+    min_step: the smallest scale (quantisation step) any channel gets; finer
+    max-abs scales are raised to it, so narrow channels share one absolute step
+    (0: plain max-abs scales). Measured on conv kernels in docs/rate.md.
     preset: an x265 preset name; threads: None for all cores.
     max_frame_side: tiles of at most this many samples per side are coded as frames.
     x265_params: extra x265 options (name -> value) for experiments; recorded in the blob.
@@ -309,10 +312,11 @@ class Encoder:
         x265_params: Optional[Mapping[str, Any]] = None,
         rotate: bool = False,
         rotation_seed: int = 0,
+        min_step: float = 0.0,
     ):
         if isinstance(qp, bool) or not isinstance(qp, (int, np.integer)) or not 0 <= qp <= 51:
             raise ValueError(f"qp must be an integer in 0..51, got {qp!r}")
-        _check_quant_args(bits, symmetric, per_channel)
+        _check_quant_args(bits, symmetric, per_channel, min_step)
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
         lo, hi = _core.MIN_FRAME_SIDE, _core.MAX_FRAME_SIDE
@@ -334,6 +338,7 @@ class Encoder:
         self.bits = int(bits)
         self.symmetric = bool(symmetric)
         self.per_channel = bool(per_channel)
+        self.min_step = float(min_step)
         self.preset = preset
         self.threads = _check_threads(threads)
         self.max_frame_side = int(max_frame_side)
@@ -345,8 +350,8 @@ class Encoder:
     def encode(self, x: Any) -> bytes:
         """Quantise and encode one tensor (numpy array or torch tensor); returns the blob."""
         m = as_matrix(x)
-        if m.dtype_code == I8 and (self.bits != 8 or self.per_channel):
-            raise ValueError("int8 input is taken as 8-bit levels as is: use bits=8, per_channel=False")
+        if m.dtype_code == I8 and (self.bits != 8 or self.per_channel or self.min_step):
+            raise ValueError("int8 input is taken as 8-bit levels as is: use bits=8, per_channel=False, min_step=0")
         rotation, data, data_code = None, m.data, m.dtype_code
         if self.rotate:
             if m.dtype_code == I8:
@@ -358,7 +363,7 @@ class Encoder:
             rotation = Rotation(block, self.rotation_seed)
             data, data_code = _core.rotate_forward(m.data, m.dtype_code, block, rotation.seed, self.threads), F32
         scale, zero_point, symmetric = _core.compute_params(data, data_code, self.bits, self.symmetric,
-                                                            self.per_channel, self.threads)
+                                                            self.per_channel, self.threads, self.min_step)
         # lossless coding keeps narrow levels packed (no codec error to absorb): 2-3x fewer bits
         dense = self.lossless and self.bits < 8
         payload, geometry = self._native.encode(
@@ -387,7 +392,8 @@ class Encoder:
         mode = "lossless" if self.lossless else f"qp={self.qp}"
         return (
             f"Encoder({mode}, bits={self.bits}, symmetric={self.symmetric}, "
-            f"per_channel={self.per_channel}, preset={self.preset!r}, rotate={self.rotate})"
+            f"per_channel={self.per_channel}, min_step={self.min_step:g}, preset={self.preset!r}, "
+            f"rotate={self.rotate})"
         )
 
 
@@ -472,18 +478,21 @@ def decode_int8(blob: Any, threads: Optional[int] = None) -> QuantizedTensor:
 
 
 def quantize(
-    x: Any, symmetric: bool = True, per_channel: bool = False, bits: int = 8, threads: Optional[int] = None
+    x: Any, symmetric: bool = True, per_channel: bool = False, bits: int = 8, threads: Optional[int] = None,
+    min_step: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Quantise to integer levels: returns (levels int8 with x's shape, scale float32,
     zero_point int32), with value = scale * (levels - zero_point) and the
     parameters of shape (1,) per tensor or (C,) per output channel (axis 0).
-    Rounding is half to even after multiplying by 1/scale (see docs/format.md)."""
-    _check_quant_args(bits, symmetric, per_channel)
+    Rounding is half to even after multiplying by 1/scale (see docs/format.md).
+    min_step: the smallest scale any channel gets (see :class:`Encoder`)."""
+    _check_quant_args(bits, symmetric, per_channel, min_step)
     nthreads = _check_threads(threads)
     m = as_matrix(x)
     if m.dtype_code == I8:
         raise TypeError("input is already int8: nothing to quantise")
-    scale, zero_point, symmetric = _params(m, bits, symmetric, per_channel, nthreads)
+    scale, zero_point, symmetric = _core.compute_params(m.data, m.dtype_code, bits, symmetric, per_channel,
+                                                        nthreads, float(min_step))
     levels = _core.quantize_levels(m.data, m.dtype_code, scale, zero_point, bits, symmetric, nthreads)
     return levels.reshape(m.shape), scale, zero_point
 

@@ -105,7 +105,7 @@ def _encode_tensor(x: Any, plan: TensorPlan, threads: Optional[int]) -> _Encoded
     entry: dict = {"dtype": dtype, "shape": list(shape), "storage": plan.storage}
     if plan.storage == "raw":
         return _Encoded(entry, _raw_bytes(x))
-    quant = {"bits": plan.bits, "symmetric": plan.symmetric, "per_channel": plan.per_channel}
+    quant = plan.quant_options()
     if plan.storage == "hevc":
         from .rate import resolve_rotate
 

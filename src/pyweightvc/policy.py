@@ -18,13 +18,18 @@ Overrides map a key to settings. A key is a glob on the tensor name
 or a kind (``"kind:conv"``; kinds: linear, conv, vector, small, other). Kind
 overrides apply first, then name patterns in the order given, later ones winning.
 Settings: ``storage`` ("hevc", "int8", "raw"), ``qp``, ``lossless``, ``bits``,
-``symmetric``, ``per_channel``, ``preset``, ``target_snr_db``, ``target_bpw``,
-``rotate``. Giving ``qp``, ``lossless`` or a target without ``storage`` means
+``symmetric``, ``per_channel``, ``min_step``, ``preset``, ``target_snr_db``,
+``target_bpw``, ``rotate``. Giving ``qp``, ``lossless`` or a target without ``storage`` means
 ``storage="hevc"``.
 
 ``rotate`` (HEVC storage only): False, True, or "auto" — rotate the matrix
 (:class:`pyweightvc.codec.Rotation`) where a probe encode says it saves bits at
 equal weight SNR (:func:`pyweightvc.rate.rotation_pays`).
+
+``min_step`` (quantised storage): the smallest quantisation step a channel gets
+(:class:`pyweightvc.codec.Encoder`); e.g. ``{"kind:conv": {"min_step": 0.003}}``
+gives conv kernels one absolute step except where a channel's range needs a
+coarser one (docs/rate.md measures it on the ImageNet nets).
 """
 
 from __future__ import annotations
@@ -39,8 +44,8 @@ from .codec import DEFAULT_PRESET, DEFAULT_QP, PRESETS
 
 STORAGES = ("hevc", "int8", "raw")
 KINDS = ("linear", "conv", "vector", "small", "other")
-SETTING_KEYS = ("storage", "qp", "lossless", "bits", "symmetric", "per_channel", "preset", "target_snr_db",
-                "target_bpw", "rotate")
+SETTING_KEYS = ("storage", "qp", "lossless", "bits", "symmetric", "per_channel", "min_step", "preset",
+                "target_snr_db", "target_bpw", "rotate")
 TARGET_KEYS = ("target_snr_db", "target_bpw")
 QUANTIZABLE_DTYPES = ("float32", "float16", "bfloat16")
 DEFAULT_MIN_ELEMENTS = 1024
@@ -61,8 +66,21 @@ class TensorPlan:
     target_snr_db: Optional[float] = None  # hevc: choose the QP that reaches this weight SNR
     target_bpw: Optional[float] = None  # hevc: choose the QP that fits these bits per weight
     rotate: Any = False  # hevc: False, True or "auto"
+    min_step: float = 0.0  # hevc, int8: smallest quantisation step (0: max-abs scales)
+
+    def quant_options(self) -> dict:
+        """The quantiser's settings as keyword arguments of Encoder / quantize; min_step
+        only when set, so that entries without it read as before."""
+        q = {"bits": self.bits, "symmetric": self.symmetric, "per_channel": self.per_channel}
+        if self.min_step:
+            q["min_step"] = self.min_step
+        return q
 
     def describe(self) -> str:
+        step = f" min_step {self.min_step:g}" if self.min_step else ""
+        return self._describe_mode() + step
+
+    def _describe_mode(self) -> str:
         if self.storage == "hevc":
             if self.target_snr_db is not None:
                 return f"hevc snr>={self.target_snr_db:g}dB"
@@ -104,6 +122,11 @@ def _check_settings(key: str, settings: Any) -> dict:
     for flag in ("lossless", "symmetric", "per_channel"):
         if flag in s and not isinstance(s[flag], bool):
             raise ValueError(f"policy override {key!r}: {flag} must be true or false, got {s[flag]!r}")
+    if "min_step" in s and (isinstance(s["min_step"], bool) or not isinstance(s["min_step"], (int, float))
+                            or not 0 <= s["min_step"] <= 3.0e38):
+        raise ValueError(f"policy override {key!r}: min_step must be a finite number >= 0, got {s['min_step']!r}")
+    if s.get("min_step") and s.get("storage") == "raw":
+        raise ValueError(f"policy override {key!r}: min_step applies to quantised storage (hevc, int8), not raw")
     if "rotate" in s and not (isinstance(s["rotate"], bool) or s["rotate"] == "auto"):
         raise ValueError(f"policy override {key!r}: rotate must be true, false or \"auto\", got {s['rotate']!r}")
     if s.get("rotate") and s.get("storage", "hevc") != "hevc":
@@ -206,6 +229,13 @@ class Policy:
                 f"tensor {name!r} ({dtype}) can only be stored raw; quantised storage takes {', '.join(QUANTIZABLE_DTYPES)}"
             )
         merged = {k: v for k, v in settings.items() if k != "storage"}
+        if "min_step" in merged:
+            merged["min_step"] = float(merged["min_step"])
+        if storage == "raw":
+            if merged.get("min_step"):
+                raise ValueError(f"tensor {name!r}: min_step applies to quantised storage (hevc, int8), not raw; "
+                                 f"match the quantised tensors only, e.g. kind:conv or kind:linear")
+            merged["min_step"] = 0.0
         if storage != "hevc":
             if merged.get("rotate"):
                 raise ValueError(f"tensor {name!r}: rotate applies to storage \"hevc\" only, not {storage!r}")
