@@ -254,3 +254,18 @@ def test_quick_suite_with_nncodec(tmp_path, monkeypatch):
     assert 0 < row["bytes_fc"] < results["subjects"]["mlp_mnist"]["elements"]["fc"]  # under 8 bits per weight
     assert 10 < row["snr_fc_db"] < 60 and row["accuracy"] > 0.95
     assert not list(tmp_path.glob("*.nnc"))  # NNCodec's bitstream files stay in its work folder
+
+
+def test_a_search_that_cannot_keep_the_bar_is_a_row_not_a_crash(tmp_path):
+    """An accuracy search whose setting cannot reach the bar (rate.Unreachable) is
+    reported as not run, with the reason, and the settings after it still run."""
+    rng = np.random.default_rng(0)
+    weights = {"fc.weight": (rng.standard_normal((64, 128)) * 0.05).astype(np.float32)}
+    groups = methods.tensor_groups(weights)
+    context = {"score": lambda state: -float(np.abs(state["fc.weight"] - weights["fc.weight"]).max()),
+               "max_drop": 0.0}  # nothing lossy keeps a zero drop
+    settings = [Setting("pyweightvc", "accuracy search", "matched-fidelity bar", None, {"accuracy": True}),
+                Setting("pyweightvc", "default", "QP 24", 24, {"qp": 24})]
+    out = list(methods.run_settings(settings, weights, groups, str(tmp_path), 1, context, None, "off"))
+    assert out[0][1] is None and out[0][2].startswith("unreachable: even 48 dB per tensor drops the score")
+    assert out[1][1] is not None and out[1][2] is None

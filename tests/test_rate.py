@@ -55,9 +55,9 @@ def test_targets_through_encode_and_their_errors():
         rate.encode_to_target(w, target_snr_db=20, target_bpw=3)
     with pytest.raises(ValueError, match=r"target_snr_db must be a number in \(0, 200\]"):
         wvc.encode(w, target_snr_db=float("nan"))
-    with pytest.raises(ValueError, match="above what this tensor's 8-bit levels reach"):
+    with pytest.raises(rate.Unreachable, match="above what this tensor's 8-bit levels reach"):
         wvc.encode(w, target_snr_db=60)
-    with pytest.raises(ValueError, match="below the smallest this tensor codes to"):
+    with pytest.raises(rate.Unreachable, match="below the smallest this tensor codes to"):
         wvc.encode(w, target_bpw=0.001)
 
 
@@ -91,7 +91,7 @@ def test_allocation_spends_bytes_where_they_buy_most():
     assert abs(even["a"] - even["b"]) <= 1
     skewed = rate.allocate_qps(curves, budget, sensitivity={"a": 100.0, "b": 1.0})
     assert skewed["a"] < even["a"] and skewed["b"] > even["b"]
-    with pytest.raises(ValueError, match="need at least about"):
+    with pytest.raises(rate.Unreachable, match="need at least about"):
         rate.allocate_qps(curves, 10)
 
 
@@ -131,6 +131,39 @@ def test_accuracy_search_keeps_the_score(tmp_path):
     sizes = {round(e["target_snr_db"], 3): e["bytes"] for e in out["evaluations"]}
     assert (tmp_path / "m.wvc").stat().st_size == min(s for t, s in sizes.items() if t >= out["target_snr_db"])
     assert sorted(os.listdir(tmp_path)) == ["m.wvc"]
+
+
+def test_accuracy_search_raises_the_conv_step_as_far_as_the_score_allows(tmp_path):
+    """fc through lossy HEVC, a conv kernel as 8-bit levels whose channels differ 100x in
+    range; the score: the fc's argmax agreement and the conv outputs' sign agreement
+    (every channel counts alike, so zeroing the narrow ones costs)."""
+    rng = np.random.default_rng(7)
+    w = _w(64, 256, 0.05, seed=5)
+    k = (rng.standard_normal((48, 8, 3, 3)) * np.geomspace(0.002, 0.2, 48)[:, None, None, None]).astype(np.float32)
+    x, xk = rng.standard_normal((400, 256)).astype(np.float32), rng.standard_normal((400, 72)).astype(np.float32)
+    ref_w, ref_k = (x @ w.T).argmax(1), np.sign(xk @ k.reshape(48, -1).T)
+
+    def score(state):
+        kk = np.asarray(state["k"]).reshape(48, -1)
+        return float(((x @ np.asarray(state["w"]).T).argmax(1) == ref_w).mean()
+                     + (np.sign(xk @ kk.T) == ref_k).mean()) / 2
+
+    path = str(tmp_path / "m.wvc")
+    out = rate.save_file_for_accuracy({"w": w, "k": k}, path, score, max_drop=0.05, search_min_step=True)
+    steps = [e for e in out["evaluations"] if e["min_step"] > 0]
+    assert out["min_step"] > 0 and out["score"] >= out["baseline"] - 0.05 and len(steps) >= 3
+    assert score(wvc.load_file(path)) == out["score"]
+    with wvc.safe_open(path) as f:
+        assert f.entry("k")["min_step"] == out["min_step"] and f.entry("k")["storage"] == "int8"
+        assert f.get_int8("k").scale.min() == np.float32(out["min_step"])
+    # the step a quarter octave up failed (or the search hit its ceiling), and the file beats max-abs scales
+    failed = [e["min_step"] for e in steps if e["score"] < out["baseline"] - 0.05]
+    assert any(s <= out["min_step"] * 2**0.26 for s in failed) or out["min_step"] == max(e["min_step"] for e in steps)
+    no_step = min(e["bytes"] for e in out["evaluations"] if e["min_step"] == 0 and e["score"] >= out["baseline"] - 0.05)
+    assert os.path.getsize(path) < no_step
+    assert sorted(os.listdir(tmp_path)) == ["m.wvc"]
+    with pytest.raises(ValueError, match="no tensor is stored as int8 levels"):
+        rate.save_file_for_accuracy({"w": w}, path, score, max_drop=0.05, search_min_step=True)
 
 
 def test_command_targets(tmp_path, capsys):

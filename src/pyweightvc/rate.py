@@ -35,6 +35,11 @@ LOSSLESS_RIVAL_QP = 12  # at or below this QP, lossless is tried as well
 DB_PER_BIT = 6.02
 
 
+class Unreachable(ValueError):
+    """The target (weight SNR, bits per weight, file size or score) cannot be met
+    with these settings; the message says how far off the nearest reachable point is."""
+
+
 @dataclass
 class Choice:
     """What the search settled on, and what it cost."""
@@ -181,10 +186,10 @@ def encode_to_target(x: Any, target_snr_db: Optional[float] = None, target_bpw: 
         blob, bpw, snr = lossless()
         if snr >= target:
             return blob, Choice(None, snr, bpw, trials)
-        raise ValueError(f"target_snr_db {target:g} dB is above what this tensor's "
+        raise Unreachable(f"target_snr_db {target:g} dB is above what this tensor's "
                          f"{options.get('bits', 8)}-bit levels reach ({snr:.2f} dB)")
     smallest = full(51)[1]
-    raise ValueError(f"target_bpw {target:g} is below the smallest this tensor codes to "
+    raise Unreachable(f"target_bpw {target:g} is below the smallest this tensor codes to "
                      f"({smallest:.3f} bits per weight at QP 51)")
 
 
@@ -232,17 +237,17 @@ def resolve_rotate(x: Any, plan, threads: Optional[int] = None) -> bool:
     if plan.lossless:  # no QP to judge at; lossless narrow levels: rotate=True where wanted
         return False
     return rotation_pays(x, DEFAULT_QP if plan.qp is None else plan.qp, preset=plan.preset, threads=threads,
-                         bits=plan.bits, symmetric=plan.symmetric, per_channel=plan.per_channel)
+                         **plan.quant_options())
 
 
 def _cached_curve(cache: Optional[dict], name: str, x: Any, plan, threads: Optional[int]) -> Curve:
     """The tensor's probe curve for the plan's settings, from the cache when there,
     as a copy (callers correct curves in place)."""
-    key = (name, plan.preset, plan.bits, plan.symmetric, plan.per_channel, plan.rotate)
+    key = (name, plan.preset, plan.bits, plan.symmetric, plan.per_channel, plan.min_step, plan.rotate)
     curve = cache.get(key) if cache is not None else None
     if curve is None:
-        curve = tensor_curve(x, preset=plan.preset, threads=threads, bits=plan.bits, symmetric=plan.symmetric,
-                             per_channel=plan.per_channel, rotate=resolve_rotate(x, plan, threads))
+        curve = tensor_curve(x, preset=plan.preset, threads=threads, rotate=resolve_rotate(x, plan, threads),
+                             **plan.quant_options())
         if cache is not None:
             cache[key] = curve
     return Curve(curve.elements, curve.qps.copy(), curve.bpw.copy(), curve.snr_db.copy(), curve.rotate)
@@ -268,7 +273,7 @@ def allocate_qps(curves: dict, budget_bytes: float, sensitivity: Optional[dict] 
 
     smallest = sum(size[-1] for _, size in table.values())
     if smallest > budget_bytes:
-        raise ValueError(f"the coded tensors need at least about {smallest:,.0f} bytes at QP {grid[-1]}; "
+        raise Unreachable(f"the coded tensors need at least about {smallest:,.0f} bytes at QP {grid[-1]}; "
                          f"the budget leaves them {budget_bytes:,.0f}")
     lo, hi = 1e-15, 1e15  # multiplier: small spends bytes freely, large saves them
     if pick(lo)[1] <= budget_bytes:
@@ -338,14 +343,14 @@ def save_file_to_size(tensors, path: str, target_bytes: int, policy=None, sensit
                     c.bpw = c.bpw * (actual[n] / predicted)
             fixed = size - sum(actual.values())
             if fixed >= target_bytes:
-                raise ValueError(f"the tensors not coded lossy and the file header alone take {fixed:,} bytes, "
+                raise Unreachable(f"the tensors not coded lossy and the file header alone take {fixed:,} bytes, "
                                  f"over the target of {target_bytes:,}")
             new = allocate_qps(curves, target_bytes - fixed, sensitivity)
             if attempt >= SIZE_ROUNDS // 2 and size > target_bytes:  # corrections did not converge: step up
                 new = {n: min(51, max(new[n], qps[n] + 1)) for n in new}
             qps = new
         else:
-            raise ValueError(f"could not fit the model into {target_bytes:,} bytes (the last try took {size:,})")
+            raise Unreachable(f"could not fit the model into {target_bytes:,} bytes (the last try took {size:,})")
         os.replace(tmp, path)
         return header
     finally:
@@ -364,14 +369,20 @@ def _qps_for_snr(curve: Curve, target_db: float) -> int:
 def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, Any]], float], max_drop: float,
                            policy=None, metadata: Optional[dict] = None, threads: Optional[int] = None,
                            like: str = "numpy", snr_range: tuple = (4.0, 48.0), resolution_db: float = 0.5,
-                           curve_cache: Optional[dict] = None) -> dict:
+                           curve_cache: Optional[dict] = None, search_min_step: bool = False) -> dict:
     """Write the smallest .wvc file (searching one weight-SNR target shared by the
     lossy HEVC tensors) whose decoded weights keep `evaluate` within `max_drop` of
     its score on the original tensors. evaluate(state) -> score, higher is better;
     state maps names to arrays (like="numpy") or torch tensors (like="torch"), as
     load_file returns them. Each step writes a file, loads and evaluates it; QPs
     come from probe curves, computed once. Returns {"header", "target_snr_db",
-    "score", "baseline", "evaluations"}. curve_cache as for save_file_to_size."""
+    "min_step", "score", "baseline", "evaluations"}. curve_cache as for
+    save_file_to_size.
+
+    search_min_step: then, with those QPs kept, raise one shared ``min_step`` for the
+    tensors stored as levels (storage "int8": the conv kernels by default) as far as
+    the score allows: bisection on a log scale between 1/2 and 8 times the median
+    of their rows' max-abs steps, to within 2^(1/4) (about 4 more evaluations)."""
     import os
     import re
 
@@ -386,6 +397,9 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
              and not p.lossless]
     if not coded:
         raise ValueError("no tensor takes lossy HEVC under this policy: nothing to search")
+    levels_only = [n for n, x in tensors.items() if policy.plan(n, _dtype(x), tuple(x.shape)).storage == "int8"]
+    if search_min_step and not levels_only:
+        raise ValueError("search_min_step: no tensor is stored as int8 levels under this policy")
     curves = {n: _cached_curve(curve_cache, n, tensors[n], policy.plan(n, _dtype(tensors[n]), tuple(tensors[n].shape)),
                                threads) for n in coded}
     baseline = float(evaluate(tensors))
@@ -394,42 +408,73 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
     meta = {**(metadata or {}), "max_accuracy_drop": repr(float(max_drop))}
     log: list = []
 
-    def attempt(target_db: float):
-        qps = {n: _qps_for_snr(c, target_db) for n, c in curves.items()}
-        header = save_file(tensors, trial_path, threads=threads, metadata=meta,
-                           policy=policy.with_overrides({pattern[n]: {"qp": q, "rotate": curves[n].rotate}
-                                                         for n, q in qps.items()}))
+
+    def attempt(target_db: float, min_step: float = 0.0):
+        overrides = {pattern[n]: {"qp": _qps_for_snr(c, target_db), "rotate": c.rotate} for n, c in curves.items()}
+        if min_step:
+            overrides.update({"re:^" + re.escape(n) + "$": {"min_step": min_step} for n in levels_only})
+        header = save_file(tensors, trial_path, threads=threads, metadata=meta, policy=policy.with_overrides(overrides))
         score = float(evaluate(load_file(trial_path, like=like, threads=threads)))
-        log.append({"target_snr_db": target_db, "bytes": os.path.getsize(trial_path), "score": score})
+        log.append({"target_snr_db": target_db, "min_step": min_step, "bytes": os.path.getsize(trial_path),
+                    "score": score})
         return header, score
 
+    def keep(header, score, **found) -> bool:
+        if baseline - score > max_drop:
+            return False
+        best.update(header=header, score=score, **found)
+        os.replace(trial_path, best_path)
+        return True
+
+    best: dict = {}
     try:
         lo, hi = snr_range
-        header, score = attempt(hi)
-        if baseline - score > max_drop:
-            raise ValueError(f"even {hi:g} dB per tensor drops the score by {baseline - score:.4g} (> {max_drop:g})")
-        best = (hi, header, score)
-        os.replace(trial_path, best_path)
-        header, score = attempt(lo)
-        if baseline - score <= max_drop:
-            best = (lo, header, score)
-            os.replace(trial_path, best_path)
-        else:
+        if not keep(*attempt(hi), target_snr_db=hi, min_step=0.0):
+            raise Unreachable(f"even {hi:g} dB per tensor drops the score by {baseline - log[-1]['score']:.4g} "
+                             f"(> {max_drop:g})")
+        if not keep(*attempt(lo), target_snr_db=lo):
             while hi - lo > resolution_db:
                 mid = (lo + hi) / 2
-                header, score = attempt(mid)
-                if baseline - score <= max_drop:
-                    hi, best = mid, (mid, header, score)
-                    os.replace(trial_path, best_path)
+                if keep(*attempt(mid), target_snr_db=mid):
+                    hi = mid
                 else:
                     lo = mid
+        if search_min_step:
+            target, reference = best["target_snr_db"], _median_row_step(tensors, policy, levels_only)
+            lo, hi = -1.0, 3.0  # log2 of the step over the reference
+            if not keep(*attempt(target, reference * 2**lo), min_step=reference * 2**lo):
+                hi = lo  # even half the median step costs too much: keep max-abs scales
+            elif keep(*attempt(target, reference * 2**hi), min_step=reference * 2**hi):
+                lo = hi
+            while hi - lo > 0.25:
+                mid = (lo + hi) / 2
+                if keep(*attempt(target, reference * 2**mid), min_step=reference * 2**mid):
+                    lo = mid
+                else:
+                    hi = mid
         os.replace(best_path, path)
-        return {"header": best[1], "target_snr_db": best[0], "score": best[2], "baseline": baseline,
-                "evaluations": log}
+        return {"header": best["header"], "target_snr_db": best["target_snr_db"], "min_step": best["min_step"],
+                "score": best["score"], "baseline": baseline, "evaluations": log}
     finally:
         for p in (trial_path, best_path):
             if os.path.exists(p):
                 os.remove(p)
+
+
+def _median_row_step(tensors, policy, names) -> float:
+    """Median over the weights of the named tensors of their row's max-abs step
+    (max|row| / qmax), the scale a weight gets without min_step."""
+    steps, counts = [], []
+    for n in names:
+        plan = policy.plan(n, _dtype(tensors[n]), tuple(tensors[n].shape))
+        m = _values(as_matrix(tensors[n]))
+        amax = np.abs(m).max(axis=1) if plan.per_channel else np.array([np.abs(m).max()])
+        steps.append(amax / (2 ** (plan.bits - 1) - 1))
+        counts.append(np.full(len(amax), m.shape[1] if plan.per_channel else m.size))
+    steps, counts = np.concatenate(steps), np.concatenate(counts)
+    order = np.argsort(steps)
+    cum = np.cumsum(counts[order])
+    return float(steps[order][np.searchsorted(cum, cum[-1] / 2)])
 
 
 def _dtype(x: Any) -> str:

@@ -42,6 +42,10 @@ JPEG_QUALITIES = (5, 10, 20, 30, 40, 50, 70, 90, 95)
 NNCODEC_QPS = tuple(range(-40, -17, 2))
 # the small trained nets keep their accuracy at coarser NNCodec steps still
 NNCODEC_COARSE_QPS = (-16, -14, -12)
+# absolute smallest steps for conv kernels (Policy override kind:conv min_step), and
+# the fc QPs they are paired with; the ImageNet nets' conv weights are ~0.03-0.04 median |w|
+CONV_MIN_STEPS = (0.002, 0.003)
+CONV_MIN_STEP_QPS = (24, 28, 32)
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,13 @@ class Suite:
         if has_conv:  # conv kernels searched too, through lossy HEVC
             s.append(Setting("pyweightvc", "accuracy search, conv HEVC", "matched-fidelity bar", None,
                              {"accuracy": True, "conv_hevc": True, "qp": 24}))
+        if has_conv:  # conv kernels' 8-bit levels with one absolute step floor (min_step)
+            for step in CONV_MIN_STEPS[:1] if self.quick else CONV_MIN_STEPS:
+                s += [_pwvc(f"conv min-step {step:g}", qp, conv_min_step=step)
+                      for qp in (qps[:1] if self.quick else CONV_MIN_STEP_QPS)]
+            if not self.quick:  # the step chosen for the user, after the fc QPs
+                s.append(Setting("pyweightvc", "accuracy search, rotated, conv min-step", "matched-fidelity bar", None,
+                                 {"accuracy": True, "rotate": "auto", "search_min_step": True}))
         s += [Setting(m, "default", "8-bit levels") for m in ("int8", "zstd", "xz")]
         s += [Setting("jpeg", "default", f"quality {q}", q, {"quality": q}) for q in ((50,) if self.quick else JPEG_QUALITIES)]
         nnc_qps = NNCODEC_QPS + (NNCODEC_COARSE_QPS if model in ("mlp_mnist", "cnn_fashion") else ())

@@ -109,6 +109,8 @@ def pyweightvc_policy(setting: Setting) -> wvc.Policy:
         linear["bits"] = o["bits"]
     if o.get("conv_hevc"):
         conv.update(storage="hevc", lossless=lossless, **({} if lossless else {"qp": o["qp"]}))
+    if o.get("conv_min_step"):  # one absolute step for the conv kernels' narrow channels
+        conv["min_step"] = o["conv_min_step"]
     overrides = {key: s for key, s in (("kind:linear", linear), ("kind:conv", conv)) if s}
     return wvc.Policy(o.get("qp", wvc.codec.DEFAULT_QP), lossless=lossless, per_channel=o.get("per_channel", True),
                       preset=o.get("preset", wvc.codec.DEFAULT_PRESET), rotate=o.get("rotate", False),
@@ -119,7 +121,8 @@ def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int
     """Options beyond the policy's: "size_of_qp" (fit the file into the size the
     default variant took at that QP: rate.save_file_to_size), "accuracy" (the
     smallest file within the subject's matched-fidelity bar:
-    rate.save_file_for_accuracy with context["score"] and context["max_drop"]).
+    rate.save_file_for_accuracy with context["score"] and context["max_drop"]; with
+    "search_min_step", the conv kernels' min_step searched after the QPs).
     Settings that search (targets, sizes, accuracy) are timed once: their encode
     time is the search's. Probe curves are shared between them (context["curves"])."""
     policy = pyweightvc_policy(setting)
@@ -131,7 +134,8 @@ def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int
                                                          curve_cache=context.setdefault("curves", {}))), 1
     elif o.get("accuracy"):
         write, repeats = (lambda: rate.save_file_for_accuracy(weights, path, context["score"], context["max_drop"],
-                                                              policy=policy, curve_cache=context.setdefault("curves", {})
+                                                              policy=policy, curve_cache=context.setdefault("curves", {}),
+                                                              search_min_step=o.get("search_min_step", False)
                                                               )["header"]), 1
     elif o.get("target_snr_db") is not None:
         write, repeats = (lambda: wvc.save_file(weights, path, policy=policy)), 1
@@ -242,7 +246,12 @@ def run_settings(settings: list[Setting], weights, groups, workdir: str, repeats
     nnc = [s for s in settings if s.method == "nncodec"]
     for s in settings:
         if s.method != "nncodec":
-            yield s, RUNNERS[s.method](s, weights, groups, workdir, repeats, context), None
+            try:
+                outcome = RUNNERS[s.method](s, weights, groups, workdir, repeats, context)
+            except rate.Unreachable as exc:  # a search that cannot keep the bar with this setting
+                yield s, None, f"unreachable: {exc}"
+                continue
+            yield s, outcome, None
     if not nnc:
         return
     if nncodec_python is None:
