@@ -369,7 +369,7 @@ def _qps_for_snr(curve: Curve, target_db: float) -> int:
 def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, Any]], float], max_drop: float,
                            policy=None, metadata: Optional[dict] = None, threads: Optional[int] = None,
                            like: str = "numpy", snr_range: tuple = (4.0, 48.0), resolution_db: float = 0.5,
-                           curve_cache: Optional[dict] = None, search_min_step: bool = False) -> dict:
+                           curve_cache: Optional[dict] = None, search_min_step: Optional[str] = None) -> dict:
     """Write the smallest .wvc file (searching one weight-SNR target shared by the
     lossy HEVC tensors) whose decoded weights keep `evaluate` within `max_drop` of
     its score on the original tensors. evaluate(state) -> score, higher is better;
@@ -379,10 +379,11 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
     "min_step", "score", "baseline", "evaluations"}. curve_cache as for
     save_file_to_size.
 
-    search_min_step: then, with those QPs kept, raise one shared ``min_step`` for the
-    tensors stored as levels (storage "int8": the conv kernels by default) as far as
-    the score allows: bisection on a log scale between 1/2 and 8 times the median
-    of their rows' max-abs steps, to within 2^(1/4) (about 4 more evaluations)."""
+    search_min_step: a storage, "int8" (the tensors stored as levels: the conv
+    kernels by default) or "hevc" (the lossy HEVC tensors); then, with the QPs
+    kept, one shared ``min_step`` for those tensors is raised as far as the score
+    allows: bisection on a log scale between 1/2 and 8 times the median of their
+    rows' max-abs steps, to within 2^(1/4) (about 4 more evaluations)."""
     import os
     import re
 
@@ -393,12 +394,16 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
             or max_drop < 0:
         raise ValueError(f"max_drop must be a non-negative number, got {max_drop!r}")
     policy = policy or Policy()
+    if search_min_step not in (None, "int8", "hevc"):
+        raise ValueError(f"search_min_step must be None, \"int8\" or \"hevc\" (the storage whose tensors get "
+                         f"the searched step), got {search_min_step!r}")
     coded = [n for n, x in tensors.items() if (p := policy.plan(n, _dtype(x), tuple(x.shape))).storage == "hevc"
              and not p.lossless]
     if not coded:
         raise ValueError("no tensor takes lossy HEVC under this policy: nothing to search")
     levels_only = [n for n, x in tensors.items() if policy.plan(n, _dtype(x), tuple(x.shape)).storage == "int8"]
-    if search_min_step and not levels_only:
+    floored = coded if search_min_step == "hevc" else levels_only if search_min_step else []
+    if search_min_step and not floored:
         raise ValueError("search_min_step: no tensor is stored as int8 levels under this policy")
     curves = {n: _cached_curve(curve_cache, n, tensors[n], policy.plan(n, _dtype(tensors[n]), tuple(tensors[n].shape)),
                                threads) for n in coded}
@@ -408,11 +413,11 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
     meta = {**(metadata or {}), "max_accuracy_drop": repr(float(max_drop))}
     log: list = []
 
-
     def attempt(target_db: float, min_step: float = 0.0):
         overrides = {pattern[n]: {"qp": _qps_for_snr(c, target_db), "rotate": c.rotate} for n, c in curves.items()}
         if min_step:
-            overrides.update({"re:^" + re.escape(n) + "$": {"min_step": min_step} for n in levels_only})
+            for n in floored:
+                overrides.setdefault(pattern.get(n, "re:^" + re.escape(n) + "$"), {})["min_step"] = min_step
         header = save_file(tensors, trial_path, threads=threads, metadata=meta, policy=policy.with_overrides(overrides))
         score = float(evaluate(load_file(trial_path, like=like, threads=threads)))
         log.append({"target_snr_db": target_db, "min_step": min_step, "bytes": os.path.getsize(trial_path),
@@ -440,7 +445,8 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
                 else:
                     lo = mid
         if search_min_step:
-            target, reference = best["target_snr_db"], _median_row_step(tensors, policy, levels_only)
+            rotated = {n for n in floored if n in curves and curves[n].rotate}
+            target, reference = best["target_snr_db"], _median_row_step(tensors, policy, floored, rotated)
             lo, hi = -1.0, 3.0  # log2 of the step over the reference
             if not keep(*attempt(target, reference * 2**lo), min_step=reference * 2**lo):
                 hi = lo  # even half the median step costs too much: keep max-abs scales
@@ -461,13 +467,19 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
                 os.remove(p)
 
 
-def _median_row_step(tensors, policy, names) -> float:
+def _median_row_step(tensors, policy, names, rotated=frozenset()) -> float:
     """Median over the weights of the named tensors of their row's max-abs step
-    (max|row| / qmax), the scale a weight gets without min_step."""
+    (max|row| / qmax), the scale a weight gets without min_step (of the rotated
+    matrix for the names in `rotated`)."""
     steps, counts = [], []
     for n in names:
         plan = policy.plan(n, _dtype(tensors[n]), tuple(tensors[n].shape))
-        m = _values(as_matrix(tensors[n]))
+        m = as_matrix(tensors[n])
+        if n in rotated:  # the container's rotation: seed 0
+            block = _core.rotation_block(m.data.shape[1])
+            m = np.asarray(_core.rotate_forward(m.data, m.dtype_code, block, 0, 1))
+        else:
+            m = _values(m)
         amax = np.abs(m).max(axis=1) if plan.per_channel else np.array([np.abs(m).max()])
         steps.append(amax / (2 ** (plan.bits - 1) - 1))
         counts.append(np.full(len(amax), m.shape[1] if plan.per_channel else m.size))

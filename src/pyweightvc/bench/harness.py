@@ -101,7 +101,10 @@ class Suite:
                       for qp in (qps[:1] if self.quick else CONV_MIN_STEP_QPS)]
             if not self.quick:  # the step chosen for the user, after the fc QPs
                 s.append(Setting("pyweightvc", "accuracy search, rotated, conv min-step", "matched-fidelity bar", None,
-                                 {"accuracy": True, "rotate": "auto", "search_min_step": True}))
+                                 {"accuracy": True, "rotate": "auto", "search_min_step": "int8"}))
+        if not self.quick:  # one step floor for the lossy HEVC tensors, chosen after their QPs
+            s.append(Setting("pyweightvc", "accuracy search, rotated, min-step", "matched-fidelity bar", None,
+                             {"accuracy": True, "rotate": "auto", "search_min_step": "hevc"}))
         s += [Setting(m, "default", "8-bit levels") for m in ("int8", "zstd", "xz")]
         s += [Setting("jpeg", "default", f"quality {q}", q, {"quality": q}) for q in ((50,) if self.quick else JPEG_QUALITIES)]
         nnc_qps = NNCODEC_QPS + (NNCODEC_COARSE_QPS if model in ("mlp_mnist", "cnn_fashion") else ())

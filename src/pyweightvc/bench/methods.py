@@ -122,7 +122,8 @@ def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int
     default variant took at that QP: rate.save_file_to_size), "accuracy" (the
     smallest file within the subject's matched-fidelity bar:
     rate.save_file_for_accuracy with context["score"] and context["max_drop"]; with
-    "search_min_step", the conv kernels' min_step searched after the QPs).
+    "search_min_step" ("int8" or "hevc"), the min_step of the tensors of that storage
+    searched after the QPs).
     Settings that search (targets, sizes, accuracy) are timed once: their encode
     time is the search's. Probe curves are shared between them (context["curves"])."""
     policy = pyweightvc_policy(setting)
@@ -135,7 +136,7 @@ def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int
     elif o.get("accuracy"):
         write, repeats = (lambda: rate.save_file_for_accuracy(weights, path, context["score"], context["max_drop"],
                                                               policy=policy, curve_cache=context.setdefault("curves", {}),
-                                                              search_min_step=o.get("search_min_step", False)
+                                                              search_min_step=o.get("search_min_step")
                                                               )["header"]), 1
     elif o.get("target_snr_db") is not None:
         write, repeats = (lambda: wvc.save_file(weights, path, policy=policy)), 1
