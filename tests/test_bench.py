@@ -11,7 +11,7 @@ import pytest
 
 import pyweightvc as wvc
 from pyweightvc import cli
-from pyweightvc.bench import data, harness, methods, nncodec_peer
+from pyweightvc.bench import data, figures, harness, methods, nncodec_peer
 from pyweightvc.bench.methods import Setting
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -269,3 +269,11 @@ def test_a_search_that_cannot_keep_the_bar_is_a_row_not_a_crash(tmp_path):
     out = list(methods.run_settings(settings, weights, groups, str(tmp_path), 1, context, None, "off"))
     assert out[0][1] is None and out[0][2].startswith("unreachable: even 48 dB per tensor drops the score")
     assert out[1][1] is not None and out[1][2] is None
+
+
+def test_every_variant_of_the_full_suite_has_a_figure_style():
+    """The figures draw each pyweightvc variant with its own line style and marker."""
+    variants = {s.variant for m in harness.SUITES["full"].models
+                for s in harness.SUITES["full"].settings(m, has_conv=m not in ("mlp_mnist", "minilm"))
+                if s.method == "pyweightvc"}
+    assert variants - set(figures.STYLES) == set() and variants - set(figures.VARIANT_MARKERS) == set()

@@ -13,14 +13,18 @@ STYLES = {"default": "-", "per-tensor": "--", "asymmetric": ":", "conv HEVC": "-
           "target SNR": (0, (5, 1)), "sized": (0, (1, 1)), "accuracy search": "none",
           "accuracy search, conv HEVC": "none", "rotated": (0, (3, 1, 1, 1)),
           "accuracy search, rotated": "none", "low-bit lossless": (0, (2, 2)),
-          "low-bit lossless, per-tensor": (0, (4, 1, 1, 1, 1, 1)), "low-bit lossless, per-tensor, rotated": (0, (8, 2))}
+          "low-bit lossless, per-tensor": (0, (4, 1, 1, 1, 1, 1)), "low-bit lossless, per-tensor, rotated": (0, (8, 2)),
+          "conv min-step 0.002": (0, (6, 2, 1, 2)), "conv min-step 0.003": (0, (6, 2, 1, 2, 1, 2)),
+          "accuracy search, rotated, conv min-step": "none", "accuracy search, rotated, min-step": "none"}
 QP_VARIANTS = ("default", "per-tensor", "asymmetric", "conv HEVC", "rotated")
 MARKERS = {"pyweightvc": "o", "nncodec": "s", "jpeg": "^", "zstd": "P", "xz": "X", "int8": "D"}
 VARIANT_MARKERS = {"default": "o", "per-tensor": "v", "asymmetric": "<", "conv HEVC": ">", "lossless": "*",
                    "target SNR": "d", "sized": "h", "accuracy search": "p", "accuracy search, conv HEVC": "P",
                    "rotated": "s", "accuracy search, rotated": "X",
                    "low-bit lossless": "1", "low-bit lossless, per-tensor": "2",
-                   "low-bit lossless, per-tensor, rotated": "3"}
+                   "low-bit lossless, per-tensor, rotated": "3", "conv min-step 0.002": "4",
+                   "conv min-step 0.003": "8", "accuracy search, rotated, conv min-step": "H",
+                   "accuracy search, rotated, min-step": "x"}
 
 
 def _marker(method: str, variant: str) -> str:
