@@ -110,30 +110,43 @@ def test_same_input_same_bytes(tmp_path):
     assert a == b
 
 
-def test_golden_bytes():
-    """The container of a fixed tiny model must keep its exact bytes (format
-    stability); the committed file must keep loading to the committed values."""
-    path = DATA / "tiny_model_v1.wvc"
-    expected = json.loads((DATA / "tiny_model_v1.json").read_text())
+# the committed files and how they were written: the conv kernel's coder is "zlib"
+# (raw scales) in the first, "zlib-params" in the second (a step floor that every
+# channel takes, so its scales are equal and deflate well)
+GOLDEN_MODELS = {
+    "tiny_model_v1": {"qp": 24},
+    "tiny_model_v1_zlib_params": {"policy": wvc.Policy(24, overrides={"kind:conv": {"min_step": 0.003}})},
+}
+
+
+@pytest.mark.parametrize("stem", GOLDEN_MODELS)
+def test_golden_bytes(stem):
+    """The committed files of a fixed tiny model keep their exact bytes (format
+    stability) and keep loading to the committed values."""
+    path = DATA / f"{stem}.wvc"
+    expected = json.loads((DATA / f"{stem}.json").read_text())
     data = path.read_bytes()
     assert hashlib.sha256(data).hexdigest() == expected["sha256"]
     out = wvc.load_file(str(path))
     assert list(out) == expected["keys"]
-    ref = np.load(DATA / "tiny_model_v1.expected.npz")
+    ref = np.load(DATA / f"{stem}.expected.npz")
     for k in out:
         np.testing.assert_array_equal(out[k], ref[k])
+    with wvc.safe_open(str(path)) as f:
+        assert f.entry("conv.weight")["coder"] == ("zlib" if stem == "tiny_model_v1" else "zlib-params")
 
 
-def test_golden_bytes_reproduced(tmp_path):
-    expected = json.loads((DATA / "tiny_model_v1.json").read_text())
-    path = write(tmp_path, tiny_model(), qp=24)
+@pytest.mark.parametrize("stem", GOLDEN_MODELS)
+def test_golden_bytes_reproduced(tmp_path, stem):
+    expected = json.loads((DATA / f"{stem}.json").read_text())
+    path = write(tmp_path, tiny_model(), **GOLDEN_MODELS[stem])
     with open(path, "rb") as f:
         head = f.read(8)
         (n,) = struct.unpack("<Q", head)
         header = json.loads(f.read(n))
     # same tensors, settings and data bytes as the committed file (the metadata
     # names the library versions, which may differ between machines)
-    committed = open(DATA / "tiny_model_v1.wvc", "rb").read()
+    committed = open(DATA / f"{stem}.wvc", "rb").read()
     (m,) = struct.unpack("<Q", committed[:8])
     committed_header = json.loads(committed[8 : 8 + m])
     header.pop("__metadata__"), committed_header.pop("__metadata__")
@@ -253,14 +266,22 @@ def test_hevc_entry_shape_must_match_blob(tmp_path):
         f.get_tensor("w")
 
 
-def test_int8_entry_cannot_inflate_past_its_shape(tmp_path):
-    levels = zlib.compress(b"\x01" * 10_000_000)  # a small stream that inflates to 10 MB
-    data = struct.pack("<f", 1.0) + levels
+BOMB = zlib.compress(b"\x01" * 10_000_000)  # a small stream that inflates to 10 MB
+
+
+@pytest.mark.parametrize("coder, data, message", [
+    ("zlib", struct.pack("<f", 1.0) + BOMB, "levels holds 101 or more bytes, 100 expected"),
+    ("zlib-params", zlib.compress(struct.pack("<f", 1.0)) + BOMB, "levels holds 101 or more bytes, 100 expected"),
+    ("zlib-params", BOMB + zlib.compress(bytes(100)), "quantisation parameters holds 5 or more bytes, 4 expected"),
+    ("zlib-params", zlib.compress(struct.pack("<f", 1.0)) + zlib.compress(bytes(100)) + b"x", "1 bytes after the levels"),
+    ("zlib-params", zlib.compress(struct.pack("<f", 1.0)) + b"not zlib", "levels does not decode"),
+])
+def test_int8_entry_cannot_inflate_past_its_shape(tmp_path, coder, data, message):
     entry = {"dtype": "float32", "shape": [10, 10], "storage": "int8", "bits": 8, "symmetric": True,
-             "per_channel": False, "coder": "zlib", "params": 1, "data_offsets": [0, len(data)],
+             "per_channel": False, "coder": coder, "params": 1, "data_offsets": [0, len(data)],
              "crc32": zlib.crc32(data)}
     path = craft(tmp_path, {"w": entry}, data)
-    with wvc.safe_open(path) as f, pytest.raises(wvc.ContainerError, match="holds 101 or more levels, shape needs 100"):
+    with wvc.safe_open(path) as f, pytest.raises(wvc.ContainerError, match=message):
         f.get_tensor("w")
 
 

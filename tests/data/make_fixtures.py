@@ -29,20 +29,20 @@ def write(name, tensor, **options):
     (HERE / f"{name}.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
-def write_container():
+def write_container(stem="tiny_model_v1"):
     import hashlib
     import sys
 
     sys.path.insert(0, str(HERE.parent))
-    from test_container import tiny_model
+    from test_container import GOLDEN_MODELS, tiny_model
 
-    path = HERE / "tiny_model_v1.wvc"
+    path = HERE / f"{stem}.wvc"
     tensors = tiny_model()
-    wvc.save_file(tensors, str(path), qp=24)
+    wvc.save_file(tensors, str(path), **GOLDEN_MODELS[stem])
     out = wvc.load_file(str(path))
-    np.savez(HERE / "tiny_model_v1.expected.npz", **out)
+    np.savez(HERE / f"{stem}.expected.npz", **out)
     meta = {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "keys": list(out)}
-    (HERE / "tiny_model_v1.json").write_text(json.dumps(meta, indent=1) + "\n")
+    (HERE / f"{stem}.json").write_text(json.dumps(meta, indent=1) + "\n")
 
 
 def write_numcodecs_chunk():
@@ -77,7 +77,12 @@ def main_v2():
     write("v2_f32_lossless_3bit_dense", w, lossless=True, bits=3)
 
 
+def main_zlib_params():
+    """A .wvc file with an int8 entry of coder "zlib-params" (parameters deflated)."""
+    write_container("tiny_model_v1_zlib_params")
+
+
 if __name__ == "__main__":
     import sys
 
-    {"v1": main, "v2": main_v2}[sys.argv[1] if len(sys.argv) > 1 else "v2"]()
+    {"v1": main, "v2": main_v2, "zlib-params": main_zlib_params}[sys.argv[1] if len(sys.argv) > 1 else "zlib-params"]()
