@@ -7,9 +7,11 @@
   same scales), then the full tensor at the chosen QP, checked, and stepped by
   one QP while it misses the target. The result is exact, not estimated: the
   returned blob meets the target.
-- Whole model: :func:`allocate` spends a byte budget across the HEVC-coded
-  tensors by Lagrangian rate allocation over per-tensor rate-distortion curves
-  (see docs/rate.md).
+- Whole model: :func:`save_file_to_size` spends a byte budget across the
+  HEVC-coded tensors (:func:`allocate_qps`: Lagrangian rate allocation over
+  per-tensor rate-distortion curves); :func:`save_file_for_accuracy` writes the
+  smallest file that keeps the user's score, optionally with a searched step
+  floor (``min_step``). See docs/rate.md.
 """
 
 from __future__ import annotations

@@ -146,6 +146,10 @@ def write(results: dict, path: Path, figure_dir: Path) -> None:
         "scale per output channel / per tensor, and the levels coded losslessly by HEVC as dense samples: the "
         "error is the scalar quantiser's alone and HEVC serves as the entropy coder; `low-bit lossless, "
         "per-tensor, rotated`: every fc matrix rotated first (`rotate=True`).",
+        "- Step floor (`min_step`, docs/rate.md): `conv min-step 0.002` / `0.003` = `default` with every conv "
+        "kernel's per-channel step at least that value; `accuracy search, rotated, conv min-step` / `..., min-step` "
+        "= `accuracy search, rotated`, then one floor for the conv kernels / the fc matrices searched against the "
+        "bar with the QPs kept (`search_min_step=\"int8\"` / `\"hevc\"`).",
         "- Matched fidelity (headline): the smallest setting of each method whose fidelity clears the model's bar.",
         "",
         "## Headline: smallest model at matched fidelity",
