@@ -276,8 +276,6 @@ def read_header(blob: Any) -> BlobHeader:
     )
 
 
-
-
 class Encoder:
     """A reusable encoder: settings are checked once (against x265 too) and
     shared by every tensor it encodes. Thread-safe.
