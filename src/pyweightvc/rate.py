@@ -385,7 +385,7 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
     kernels by default) or "hevc" (the lossy HEVC tensors); then, with the QPs
     kept, one shared ``min_step`` for those tensors is raised as far as the score
     allows: bisection on a log scale between 1/2 and 8 times the median of their
-    rows' max-abs steps, to within 2^(1/4) (about 4 more evaluations)."""
+    rows' max-abs steps, to within 2^(1/4) (about 6 more evaluations)."""
     import os
     import re
 
