@@ -4,6 +4,7 @@ NNCodec environment, and bad arguments."""
 import io
 import json
 import pickle
+import re
 import zlib
 
 import numpy as np
@@ -80,7 +81,7 @@ def test_quick_suite_measurements_are_consistent(quick_run):
 
 
 def test_quick_suite_lets_pyweightvc_choose_the_qps(quick_run):
-    _, results = quick_run
+    out, results = quick_run
     subject = results["subjects"]["mlp_mnist"]
     snr = _row(results, "pyweightvc", "target SNR")
     assert snr["snr_fc_db"] >= 22  # every fc tensor reaches 22 dB, so the group does
@@ -89,6 +90,9 @@ def test_quick_suite_lets_pyweightvc_choose_the_qps(quick_run):
     search = _row(results, "pyweightvc", "accuracy search")
     assert search["accuracy"] >= subject["match_threshold"]
     assert search["bytes"] < _row(results, "pyweightvc", setting="QP 24")["bytes"]
+    # the row says which weight-SNR target the search kept, and the report shows it
+    assert re.fullmatch(r"\d+\.\d\d dB", search["chosen"]) and snr["chosen"] == ""
+    assert f"matched-fidelity bar ({search['chosen']})" in (out / "report.md").read_text()
 
 
 def test_quick_suite_rotation_and_low_bit_lossless(quick_run):

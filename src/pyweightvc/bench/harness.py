@@ -150,7 +150,7 @@ def measure_row(model: str, setting: Setting, outcome: methods.Outcome, ref: dic
     coded = e["fc"] + e["conv"]
     row = {
         "model": model, "method": setting.method, "variant": setting.variant, "setting": setting.label,
-        "knob": setting.knob, "status": "ok", "reason": "",
+        "knob": setting.knob, "status": "ok", "reason": "", "chosen": outcome.chosen,
         "bytes": total, "bytes_fc": b["fc"], "bytes_conv": b["conv"], "bytes_other": b["other"],
         "bytes_overhead": b.get("overhead", 0),
         "ratio_vs_fp32": sizes["fp32"] / total, "ratio_vs_int8": sizes["int8"] / total,

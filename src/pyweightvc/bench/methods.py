@@ -67,6 +67,7 @@ class Outcome:
     group_bytes: dict[str, int]  # stored bytes per group, plus "overhead" (container header)
     encode_s: float
     decode_s: float
+    chosen: str = ""  # what a search chose (the accuracy search: weight-SNR target, min_step)
 
     @property
     def total_bytes(self) -> int:
@@ -129,15 +130,20 @@ def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int
     policy = pyweightvc_policy(setting)
     o = setting.options
     path = os.path.join(workdir, "model.wvc")
+    chosen: list = []
     if "size_of_qp" in o:
         target = context["default_bytes"][o["size_of_qp"]]
         write, repeats = (lambda: rate.save_file_to_size(weights, path, target, policy=policy,
                                                          curve_cache=context.setdefault("curves", {}))), 1
     elif o.get("accuracy"):
-        write, repeats = (lambda: rate.save_file_for_accuracy(weights, path, context["score"], context["max_drop"],
-                                                              policy=policy, curve_cache=context.setdefault("curves", {}),
-                                                              search_min_step=o.get("search_min_step")
-                                                              )["header"]), 1
+        def write():
+            found = rate.save_file_for_accuracy(weights, path, context["score"], context["max_drop"], policy=policy,
+                                                curve_cache=context.setdefault("curves", {}),
+                                                search_min_step=o.get("search_min_step"))
+            chosen.append(f"{found['target_snr_db']:.2f} dB" + (f", min_step {found['min_step']:.3g}"
+                                                                  if found["min_step"] else ""))
+            return found["header"]
+        repeats = 1
     elif o.get("target_snr_db") is not None:
         write, repeats = (lambda: wvc.save_file(weights, path, policy=policy)), 1
     else:
@@ -152,7 +158,7 @@ def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int
     if setting.variant == "default" and "qp" in o:
         context.setdefault("default_bytes", {})[o["qp"]] = os.path.getsize(path)
     os.remove(path)
-    return Outcome(back, sizes, encode_s, decode_s)
+    return Outcome(back, sizes, encode_s, decode_s, chosen[-1] if chosen else "")
 
 
 # ---------------------------------------------------------------------------

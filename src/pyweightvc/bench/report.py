@@ -32,6 +32,11 @@ def _knob(row) -> float:
     return -math.inf if k is None or (isinstance(k, float) and math.isnan(k)) else k
 
 
+def _setting(row) -> str:
+    """The setting's label, with what a search chose for it when it did."""
+    return row["setting"] + (f" ({row['chosen']})" if row.get("chosen") else "")
+
+
 def ok_rows(results, model=None):
     return [r for r in results["rows"] if r["status"] == "ok" and (model is None or r["model"] == model)]
 
@@ -61,7 +66,7 @@ def headline(results) -> list[str]:
                 continue
             versus = f"{r['bytes'] / mine['bytes']:.2f}x" if mine else "-"
             lines.append(
-                f"| {model} | {s['match']} | {METHOD_NAMES[method]} | {r['variant']}, {r['setting']} | {r['bytes']:,} | "
+                f"| {model} | {s['match']} | {METHOD_NAMES[method]} | {r['variant']}, {_setting(r)} | {r['bytes']:,} | "
                 f"{r['ratio_vs_fp32']:.2f}x | {versus} | {fmt_num(r['bpw_fc'], 2)} / {fmt_num(r['bpw_conv'], 2)} | "
                 f"{fmt_metric(r[s['primary']], s['percent'])} |")
     return lines
@@ -83,7 +88,7 @@ def model_table(results, model: str) -> list[str]:
             lines.append(f"| {r['method']} | {r['variant']} | {r['setting']} | not run: {r['reason']} |" + " |" * (7 + len(metrics)))
             continue
         lines.append(
-            f"| {r['method']} | {r['variant']} | {r['setting']} | {r['bytes']:,} | {r['ratio_vs_fp32']:.2f}x | "
+            f"| {r['method']} | {r['variant']} | {_setting(r)} | {r['bytes']:,} | {r['ratio_vs_fp32']:.2f}x | "
             f"{r['ratio_vs_int8']:.2f}x | {fmt_num(r['bpw_fc'])} | {fmt_num(r['bpw_conv'])} | {fmt_num(r['snr_fc_db'], 2)} | "
             + " | ".join(fmt_metric(r.get(m["key"]), m["percent"]) for m in metrics)
             + f" | {r['encode_s']:.2f} | {r['decode_s']:.2f} |")
@@ -138,7 +143,8 @@ def write(results: dict, path: Path, figure_dir: Path) -> None:
         "reaching that weight SNR; `sized` = the file fitted to the size the default variant took at that QP, QPs "
         "allocated across tensors; `accuracy search` = the smallest file whose fidelity clears the bar below (conv "
         "kernels searched too in `accuracy search, conv HEVC`). They are timed once and their encode time is the whole "
-        "search; probe curves are computed once per model and reused by its later searches.",
+        "search; probe curves are computed once per model and reused by its later searches. In brackets after an "
+        "accuracy search's setting: the weight-SNR target it kept (and the min_step, where it searched one).",
         "- Rotation (`Policy(rotate=\"auto\")`, docs/rate.md): `rotated` / `accuracy search, rotated` are `default` / "
         "`accuracy search` with every fc matrix rotated (seeded Hadamard) where a probe encode says it saves bits at "
         "equal weight SNR.",
