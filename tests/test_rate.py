@@ -133,6 +133,85 @@ def test_accuracy_search_keeps_the_score(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["m.wvc"]
 
 
+def test_accuracy_search_chooses_the_step_of_lossless_levels(tmp_path):
+    """A lossless plan has no QP: the search picks its quantisation step (min_step),
+    from the plan's own max-abs step up, and codes those levels exactly."""
+    rng = np.random.default_rng(3)
+    w = _w(64, 256, 0.05, seed=4)
+    x = rng.standard_normal((400, 256)).astype(np.float32)
+    ref = (x @ w.T).argmax(1)
+
+    def score(state):
+        return float(((x @ np.asarray(state["w"]).T).argmax(1) == ref).mean())
+
+    policy = wvc.Policy(lossless=True, per_channel=False, overrides={"kind:linear": {"bits": 6}})
+    path = str(tmp_path / "m.wvc")
+    plain = wvc.save_file({"w": w}, path, policy=policy)["w"]
+    plain_bytes = plain["data_offsets"][1] - plain["data_offsets"][0]
+    out = rate.save_file_for_accuracy({"w": w}, path, score, max_drop=0.1, policy=policy)
+    assert out["score"] >= 0.9 and score(wvc.load_file(path)) == out["score"]
+    max_abs_step = np.float32(np.abs(w).max() / 31)
+    with wvc.safe_open(path) as f:
+        entry, levels = f.entry("w"), f.get_int8("w")
+        assert entry["lossless"] and entry["bits"] == 6
+        assert entry["min_step"] == pytest.approx(max_abs_step * 2 ** (out["qps"]["w"] / rate.STEPS_PER_OCTAVE))
+        assert levels.scale.item() == np.float32(max(entry["min_step"], max_abs_step))
+        # lossless: the file holds exactly these levels
+        assert np.array_equal(f.get_tensor("w"), levels.levels.astype(np.float32) * levels.scale.item())
+    assert out["qps"]["w"] > 0 and entry["data_offsets"][1] - entry["data_offsets"][0] < plain_bytes
+    # the step a knob coarser fails the score, or the search stopped at the coarsest step
+    failed = [e for e in out["evaluations"] if e["score"] < out["baseline"] - 0.1]
+    assert failed
+
+
+def test_measured_allocation_spends_the_bytes_where_the_score_feels_them(tmp_path):
+    """Two matrices of the same size and statistics; the score feels b's output error
+    10x less than a's. One shared SNR target codes both alike; the measured
+    allocation gives b the coarser QP and a smaller file that keeps the score."""
+    rng = np.random.default_rng(11)
+    ref = {"a": _w(64, 256, 0.05, seed=12), "b": _w(64, 256, 0.05, seed=13)}
+    x = rng.standard_normal((300, 256)).astype(np.float32)
+    out_ref = {k: x @ w.T for k, w in ref.items()}
+
+    def rel_err(state, k):
+        return float(((x @ np.asarray(state[k]).T - out_ref[k]) ** 2).sum() / (out_ref[k] ** 2).sum())
+
+    def score(state):
+        return 1 - rel_err(state, "a") - 0.1 * rel_err(state, "b")
+
+    path = str(tmp_path / "m.wvc")
+    shared = rate.save_file_for_accuracy(ref, path, score, max_drop=0.01)
+    shared_bytes = os.path.getsize(path)
+    out = rate.save_file_for_accuracy(ref, path, score, max_drop=0.01, allocate="measured")
+    assert shared["sensitivity"] == {} and abs(shared["qps"]["a"] - shared["qps"]["b"]) <= 1
+    assert out["sensitivity"]["a"] > 5 * out["sensitivity"]["b"] > 0
+    assert out["qps"]["b"] > out["qps"]["a"]
+    assert out["score"] >= out["baseline"] - 0.01 and score(wvc.load_file(path)) == out["score"]
+    assert os.path.getsize(path) < 0.95 * shared_bytes
+    with wvc.safe_open(path) as f:
+        assert {k: f.entry(k)["qp"] for k in ref} == out["qps"]
+    measured = [e for e in out["evaluations"] if "measured" in e]
+    budgets = [e for e in out["evaluations"] if "budget" in e]
+    assert [e["measured"] for e in measured] == [["a"], ["b"]] and len(budgets) >= 5
+    # the file kept is the smallest evaluation that keeps the score
+    passing = [e["bytes"] for e in out["evaluations"] if e["score"] >= out["baseline"] - 0.01]
+    assert os.path.getsize(path) == min(passing)
+    assert sorted(os.listdir(tmp_path)) == ["m.wvc"]
+
+
+def test_measured_allocation_groups_and_arguments(tmp_path):
+    curve = lambda n: rate.Curve(n, np.array([6.0, 50.0]), np.array([4.0, 0.1]), np.array([30.0, 2.0]))  # noqa: E731
+    groups = rate.sensitivity_groups({"small": curve(50), "big": curve(1000), "mid": curve(200), "tiny": curve(20)})
+    assert groups == [["big"], ["mid"], ["small", "tiny"]]
+    assert rate.sensitivity_groups({"only": curve(10)}) == [["only"]]
+    w = _w(64, 256, 0.05, seed=4)
+    with pytest.raises(ValueError, match=r"allocate must be \"shared\" .* or \"measured\" .*'equal'"):
+        rate.save_file_for_accuracy({"w": w}, str(tmp_path / "m.wvc"), lambda s: 1.0, 0.1, allocate="equal")
+    # one group: nothing to trade, the shared search's file
+    out = rate.save_file_for_accuracy({"w": w}, str(tmp_path / "m.wvc"), lambda s: 1.0, 0.1, allocate="measured")
+    assert out["sensitivity"] == {} and not any("budget" in e for e in out["evaluations"])
+
+
 def test_accuracy_search_raises_the_conv_step_as_far_as_the_score_allows(tmp_path):
     """fc through lossy HEVC, a conv kernel as 8-bit levels whose channels differ 100x in
     range; the score: the fc's argmax agreement and the conv outputs' sign agreement

@@ -199,18 +199,34 @@ def encode_to_target(x: Any, target_snr_db: Optional[float] = None, target_bpw: 
 # whole models: a byte budget spread across tensors
 
 CURVE_QPS = tuple(range(6, 52, 4))  # 6, 10, ..., 50: probe encodes per tensor; QPs between are interpolated
+# lossless levels have no QP: their knob is the step, min_step = reference step x 2^(knob / 8),
+# from the plan's own max-abs step (knob 0) to 128 times it, probed every half octave
+STEPS_PER_OCTAVE = 8
+STEP_KNOBS = tuple(range(0, 7 * STEPS_PER_OCTAVE + 1, STEPS_PER_OCTAVE // 2))
 SIZE_ROUNDS = 8  # writes of the whole file at most
 
 
 @dataclass
 class Curve:
-    """A tensor's probe rate-distortion curve: bits per weight and weight SNR per QP."""
+    """A tensor's probe rate-distortion curve: bits per weight and weight SNR per
+    knob, a QP or, for levels coded losslessly (``step`` > 0), a step index. Higher
+    knobs take fewer bytes either way."""
 
     elements: int
-    qps: np.ndarray
+    qps: np.ndarray  # the knobs
     bpw: np.ndarray
     snr_db: np.ndarray
     rotate: bool = False  # the curve is of the rotated matrix
+    step: float = 0.0  # > 0: lossless levels, knob k is min_step = step x 2^(k / STEPS_PER_OCTAVE)
+
+    def settings(self, knob: int) -> dict:
+        """The policy settings that code the tensor at this knob."""
+        if self.step:
+            return {"min_step": self.step * 2 ** (knob / STEPS_PER_OCTAVE), "rotate": self.rotate}
+        return {"qp": int(knob), "rotate": self.rotate}
+
+    def grid(self) -> np.ndarray:
+        return np.arange(int(self.qps[0]), int(self.qps[-1]) + 1)
 
     def bytes_at(self, qp: np.ndarray) -> np.ndarray:
         return np.interp(qp, self.qps, self.bpw) * self.elements / 8
@@ -220,15 +236,24 @@ class Curve:
         return self.elements * 10 ** (-np.interp(qp, self.qps, self.snr_db) / 10)
 
 
-def tensor_curve(x: Any, qps=CURVE_QPS, **options: Any) -> Curve:
-    """Probe encodes of `x` at each QP (options as for :class:`Encoder`)."""
+def tensor_curve(x: Any, qps=CURVE_QPS, step: float = 0.0, **options: Any) -> Curve:
+    """Probe encodes of `x` at each QP (options as for :class:`Encoder`); with
+    `step` > 0, of its levels coded losslessly at min_step = step x 2^(k/8) for
+    each k in STEP_KNOBS instead."""
     m = as_matrix(x)
     values = _values(m)
-    trials = _probe_trials(x, m, values, options, Decoder(options.get("threads")))
-    res = [trials(q) for q in qps]
+    decoder = Decoder(options.get("threads"))
+    if step:
+        knobs = STEP_KNOBS
+        res = [_probe_trials(x, m, values, {**options, "lossless": True, "min_step": step * 2 ** (k / STEPS_PER_OCTAVE)},
+                             decoder)(0) for k in knobs]
+    else:
+        knobs = qps
+        trials = _probe_trials(x, m, values, options, decoder)
+        res = [trials(q) for q in knobs]
     snr = np.array([min(r[2], 99.0) for r in res])  # lossless-exact probes would be inf
-    return Curve(values.size, np.array(qps, float), np.array([r[1] for r in res]), snr,
-                 bool(options.get("rotate", False)))
+    return Curve(values.size, np.array(knobs, float), np.array([r[1] for r in res]), snr,
+                 bool(options.get("rotate", False)), float(step))
 
 
 def resolve_rotate(x: Any, plan, threads: Optional[int] = None) -> bool:
@@ -243,39 +268,50 @@ def resolve_rotate(x: Any, plan, threads: Optional[int] = None) -> bool:
 
 
 def _cached_curve(cache: Optional[dict], name: str, x: Any, plan, threads: Optional[int]) -> Curve:
-    """The tensor's probe curve for the plan's settings, from the cache when there,
-    as a copy (callers correct curves in place)."""
-    key = (name, plan.preset, plan.bits, plan.symmetric, plan.per_channel, plan.min_step, plan.rotate)
+    """The tensor's probe curve for the plan's settings (over QPs, or over steps for
+    a lossless plan), from the cache when there, as a copy (callers correct curves
+    in place)."""
+    key = (name, plan.preset, plan.bits, plan.symmetric, plan.per_channel, plan.min_step, plan.rotate,
+           plan.lossless)
     curve = cache.get(key) if cache is not None else None
     if curve is None:
-        curve = tensor_curve(x, preset=plan.preset, threads=threads, rotate=resolve_rotate(x, plan, threads),
-                             **plan.quant_options())
+        rotate = resolve_rotate(x, plan, threads)
+        options = plan.quant_options()
+        step = 0.0
+        if plan.lossless:  # knob 0: the plan's own steps (its max-abs steps, or its floor where higher)
+            step = max(plan.min_step, _median_row_step({name: x}, {name: plan}, [name], {name} if rotate else ()))
+            options.pop("min_step", None)
+        curve = tensor_curve(x, preset=plan.preset, threads=threads, rotate=rotate, step=step, **options)
         if cache is not None:
             cache[key] = curve
-    return Curve(curve.elements, curve.qps.copy(), curve.bpw.copy(), curve.snr_db.copy(), curve.rotate)
+    return Curve(curve.elements, curve.qps.copy(), curve.bpw.copy(), curve.snr_db.copy(), curve.rotate, curve.step)
 
 
-def allocate_qps(curves: dict, budget_bytes: float, sensitivity: Optional[dict] = None) -> dict:
+def allocate_qps(curves: dict, budget_bytes: float, sensitivity: Optional[dict] = None,
+                 coarsest: Optional[dict] = None) -> dict:
     """QP per tensor minimising the sum over tensors of sensitivity x relative noise
     energy (elements x 10^(-SNR/10)) with the predicted bytes within the budget:
     every tensor takes the QP where its rate-distortion slope equals one common
-    Lagrange multiplier, found by bisection."""
-    names = list(curves)
-    grid = np.arange(int(min(c.qps[0] for c in curves.values())), int(max(c.qps[-1] for c in curves.values())) + 1)
-    weight = {n: float((sensitivity or {}).get(n, 1.0)) for n in names}
-    table = {n: (weight[n] * curves[n].noise_at(grid), curves[n].bytes_at(grid)) for n in names}
+    Lagrange multiplier, found by bisection. coarsest: tensor name -> the highest
+    QP (knob) it may take."""
+    weight = {n: float((sensitivity or {}).get(n, 1.0)) for n in curves}
+    table = {}
+    for n, c in curves.items():
+        grid = c.grid()
+        grid = grid[grid <= max(grid[0], (coarsest or {}).get(n, grid[-1]))]
+        table[n] = (grid, weight[n] * c.noise_at(grid), c.bytes_at(grid))
 
     def pick(lam: float) -> tuple[dict, float]:
         chosen, total = {}, 0.0
-        for n, (noise, size) in table.items():
+        for n, (grid, noise, size) in table.items():
             i = int(np.argmin(noise + lam * size))
             chosen[n] = int(grid[i])
             total += size[i]
         return chosen, total
 
-    smallest = sum(size[-1] for _, size in table.values())
+    smallest = sum(size.min() for _, _, size in table.values())
     if smallest > budget_bytes:
-        raise Unreachable(f"the coded tensors need at least about {smallest:,.0f} bytes at QP {grid[-1]}; "
+        raise Unreachable(f"the coded tensors need at least about {smallest:,.0f} bytes at their coarsest QPs; "
                          f"the budget leaves them {budget_bytes:,.0f}")
     lo, hi = 1e-15, 1e15  # multiplier: small spends bytes freely, large saves them
     if pick(lo)[1] <= budget_bytes:
@@ -333,7 +369,7 @@ def save_file_to_size(tensors, path: str, target_bytes: int, policy=None, sensit
         # later rounds allocate with the real sizes and stop once the file fits
         qps = {name: int(np.median(CURVE_QPS)) for name in curves}
         for attempt in range(SIZE_ROUNDS):
-            overrides = {pattern[n]: {"qp": q, "rotate": curves[n].rotate} for n, q in qps.items()}
+            overrides = {pattern[n]: curves[n].settings(q) for n, q in qps.items()}
             header = save_file(tensors, tmp, policy=policy.with_overrides(overrides), metadata=meta, threads=threads)
             size = os.path.getsize(tmp)
             if attempt > 0 and size <= target_bytes:
@@ -361,25 +397,66 @@ def save_file_to_size(tensors, path: str, target_bytes: int, policy=None, sensit
 
 
 def _qps_for_snr(curve: Curve, target_db: float) -> int:
-    """Largest QP whose (interpolated) probe SNR reaches the target."""
-    grid = np.arange(int(curve.qps[0]), int(curve.qps[-1]) + 1)
+    """Largest knob (QP or step) whose (interpolated) probe SNR reaches the target."""
+    grid = curve.grid()
     snr = np.interp(grid, curve.qps, curve.snr_db)
     ok = grid[snr >= target_db]
     return int(ok.max()) if ok.size else int(grid[0])
 
 
+ALLOCATE_GROUP_SHARE = 0.1  # a lossy tensor with this share of the lossy weights is measured on its own
+ALLOCATE_LOWEST_BUDGET = 0.5  # the allocation's budget is searched down to this share of the shared target's
+ALLOCATE_RESOLUTION = 0.01  # ... to within 1 %
+# a group whose measured drop is below this share of max_drop counts as dropping that much:
+# a drop lost in the score's noise is no evidence that the group's noise is free
+ALLOCATE_MIN_DROP_SHARE = 0.05
+# the noise model (score drop proportional to noise energy) is not trusted further than this
+# below the SNR it was measured at; a group whose drop was lost in the noise is not coarsened at all
+ALLOCATE_SPAN_DB = 12.0
+# ... nor below this SNR, where the noise is half the weights' energy and drops stop being
+# proportional to it (a matrix taken there may lose the network, whatever its measured drop)
+ALLOCATE_MIN_SNR_DB = 3.0
+
+
+def sensitivity_groups(curves: Mapping[str, Curve], share: float = ALLOCATE_GROUP_SHARE) -> list:
+    """Lists of tensor names measured together by the measured allocation: each
+    tensor holding at least `share` of the weights on its own (largest first), the
+    others as one group."""
+    total = sum(c.elements for c in curves.values())
+    alone = sorted((n for n, c in curves.items() if c.elements >= share * total), key=lambda n: -curves[n].elements)
+    rest = [n for n in curves if n not in alone]
+    return [[n] for n in alone] + ([rest] if rest else [])
+
+
 def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, Any]], float], max_drop: float,
                            policy=None, metadata: Optional[dict] = None, threads: Optional[int] = None,
-                           like: str = "numpy", snr_range: tuple = (4.0, 48.0), resolution_db: float = 0.5,
-                           curve_cache: Optional[dict] = None, search_min_step: Optional[str] = None) -> dict:
+                           like: str = "numpy", snr_range: tuple = (0.0, 48.0), resolution_db: float = 0.5,
+                           curve_cache: Optional[dict] = None, search_min_step: Optional[str] = None,
+                           allocate: str = "shared") -> dict:
     """Write the smallest .wvc file (searching one weight-SNR target shared by the
-    lossy HEVC tensors) whose decoded weights keep `evaluate` within `max_drop` of
-    its score on the original tensors. evaluate(state) -> score, higher is better;
+    HEVC tensors) whose decoded weights keep `evaluate` within `max_drop` of its
+    score on the original tensors. evaluate(state) -> score, higher is better;
     state maps names to arrays (like="numpy") or torch tensors (like="torch"), as
-    load_file returns them. Each step writes a file, loads and evaluates it; QPs
-    come from probe curves, computed once. Returns {"header", "target_snr_db",
-    "min_step", "score", "baseline", "evaluations"}. curve_cache as for
-    save_file_to_size.
+    load_file returns them. Each step writes a file, loads and evaluates it; the
+    settings come from probe curves, computed once: a QP for a lossy tensor, a step
+    (``min_step``, from the plan's own max-abs step up to 128 times it) for one whose
+    levels the policy codes losslessly. Returns {"header", "target_snr_db", "qps"
+    (tensor -> QP, or step knob of a lossless tensor: :meth:`Curve.settings`),
+    "min_step", "sensitivity", "score", "baseline", "evaluations"}. curve_cache as
+    for save_file_to_size.
+
+    allocate: "shared" (one SNR for every HEVC tensor) or "measured": after the
+    shared search, every HEVC tensor holding at least 10 % of their weights (the
+    others together: :func:`sensitivity_groups`) is coded alone at the shared
+    target, the others near-lossless, and its score drop per unit of relative
+    noise energy is its sensitivity; :func:`allocate_qps` then spreads a byte
+    budget by those sensitivities, and the budget is bisected against the score
+    between 1/2 and 1 times what the shared target's QPs take, to within 1 %
+    (one evaluation per group, about 6 more). No tensor goes more than 12 dB below
+    the shared target or below 3 dB (where the noise is half the signal and a
+    score's drop is no longer proportional to it), nor below the target at all when
+    its group's drop was under 5 % of
+    max_drop (no evidence that its noise is cheap). Nothing changes with one group.
 
     search_min_step: a storage, "int8" (the tensors stored as levels: the conv
     kernels by default) or "hevc" (the lossy HEVC tensors); then, with the QPs
@@ -399,83 +476,135 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
     if search_min_step not in (None, "int8", "hevc"):
         raise ValueError(f"search_min_step must be None, \"int8\" or \"hevc\" (the storage whose tensors get "
                          f"the searched step), got {search_min_step!r}")
-    coded = [n for n, x in tensors.items() if (p := policy.plan(n, _dtype(x), tuple(x.shape))).storage == "hevc"
-             and not p.lossless]
+    if allocate not in ("shared", "measured"):
+        raise ValueError(f"allocate must be \"shared\" (one SNR target for all lossy tensors) or \"measured\" "
+                         f"(targets by each tensor's measured effect on the score), got {allocate!r}")
+    plans = {n: policy.plan(n, _dtype(x), tuple(x.shape)) for n, x in tensors.items()}
+    coded = [n for n, p in plans.items() if p.storage == "hevc"]
     if not coded:
-        raise ValueError("no tensor takes lossy HEVC under this policy: nothing to search")
-    levels_only = [n for n, x in tensors.items() if policy.plan(n, _dtype(x), tuple(x.shape)).storage == "int8"]
-    floored = coded if search_min_step == "hevc" else levels_only if search_min_step else []
+        raise ValueError("no tensor takes HEVC under this policy: nothing to search")
+    if search_min_step == "hevc":
+        floored = [n for n in coded if not plans[n].lossless]
+    else:
+        floored = [n for n, p in plans.items() if p.storage == "int8"] if search_min_step else []
     if search_min_step and not floored:
-        raise ValueError("search_min_step: no tensor is stored as int8 levels under this policy")
-    curves = {n: _cached_curve(curve_cache, n, tensors[n], policy.plan(n, _dtype(tensors[n]), tuple(tensors[n].shape)),
-                               threads) for n in coded}
+        raise ValueError(f"search_min_step={search_min_step!r}: no tensor is stored as "
+                         f"{'lossy HEVC' if search_min_step == 'hevc' else 'int8 levels'} under this policy")
+    curves = {n: _cached_curve(curve_cache, n, tensors[n], plans[n], threads) for n in coded}
     baseline = float(evaluate(tensors))
-    pattern = {n: "re:^" + re.escape(n) + "$" for n in curves}
+    pattern = {n: "re:^" + re.escape(n) + "$" for n in tensors}
     trial_path, best_path = f"{path}.trial{os.getpid()}", f"{path}.best{os.getpid()}"
     meta = {**(metadata or {}), "max_accuracy_drop": repr(float(max_drop))}
     log: list = []
 
-    def attempt(target_db: float, min_step: float = 0.0):
-        overrides = {pattern[n]: {"qp": _qps_for_snr(c, target_db), "rotate": c.rotate} for n, c in curves.items()}
+    def qps_for(target_db: float) -> dict:
+        return {n: _qps_for_snr(c, target_db) for n, c in curves.items()}
+
+    def attempt(qps: dict, min_step: float = 0.0, **note):
+        overrides = {pattern[n]: curves[n].settings(q) for n, q in qps.items()}
         if min_step:
             for n in floored:
-                overrides.setdefault(pattern.get(n, "re:^" + re.escape(n) + "$"), {})["min_step"] = min_step
+                overrides.setdefault(pattern[n], {})["min_step"] = min_step
         header = save_file(tensors, trial_path, threads=threads, metadata=meta, policy=policy.with_overrides(overrides))
         score = float(evaluate(load_file(trial_path, like=like, threads=threads)))
-        log.append({"target_snr_db": target_db, "min_step": min_step, "bytes": os.path.getsize(trial_path),
+        log.append({"target_snr_db": None, **note, "min_step": min_step, "bytes": os.path.getsize(trial_path),
                     "score": score})
         return header, score
 
     def keep(header, score, **found) -> bool:
+        """Whether the trial keeps the score; it replaces the best file when smaller."""
         if baseline - score > max_drop:
             return False
-        best.update(header=header, score=score, **found)
-        os.replace(trial_path, best_path)
+        size = os.path.getsize(trial_path)
+        if not best or size < best["bytes"]:
+            best.update(header=header, score=score, bytes=size, **found)
+            os.replace(trial_path, best_path)
         return True
 
+    def shared(target_db: float) -> bool:
+        qps = qps_for(target_db)
+        return keep(*attempt(qps, target_snr_db=target_db), target_snr_db=target_db, qps=qps, min_step=0.0)
+
     best: dict = {}
+    sensitivity: dict = {}
     try:
         lo, hi = snr_range
-        if not keep(*attempt(hi), target_snr_db=hi, min_step=0.0):
+        if not shared(hi):
             raise Unreachable(f"even {hi:g} dB per tensor drops the score by {baseline - log[-1]['score']:.4g} "
                              f"(> {max_drop:g})")
-        if not keep(*attempt(lo), target_snr_db=lo):
+        if not shared(lo):
             while hi - lo > resolution_db:
                 mid = (lo + hi) / 2
-                if keep(*attempt(mid), target_snr_db=mid):
+                if shared(mid):
                     hi = mid
                 else:
                     lo = mid
+        groups = sensitivity_groups(curves) if allocate == "measured" else []
+        if len(groups) > 1:
+            target, at_target, quiet = best["target_snr_db"], best["qps"], qps_for(snr_range[1])
+            lowest_db = min(target, max(target - ALLOCATE_SPAN_DB, ALLOCATE_MIN_SNR_DB))
+            coarsest = {n: _qps_for_snr(c, lowest_db) for n, c in curves.items()}
+            for group in groups:  # each group alone at the shared target, the others near-lossless
+                _, score = attempt({**quiet, **{n: at_target[n] for n in group}}, target_snr_db=target,
+                                   measured=group)
+                floor = ALLOCATE_MIN_DROP_SHARE * max_drop
+                if baseline - score < floor:
+                    coarsest.update({n: at_target[n] for n in group})
+                noise = sum(float(curves[n].noise_at(np.array(at_target[n]))) for n in group)
+                sensitivity.update({n: max(baseline - score, floor) / noise for n in group})
+            hi = sum(float(curves[n].bytes_at(np.array(q))) for n, q in at_target.items())
+            lo = ALLOCATE_LOWEST_BUDGET * hi
+            if all(coarsest[n] <= at_target[n] for n in curves):
+                lo = hi  # no tensor may take fewer bytes than at the shared target: nothing to trade
+            while hi / lo > 1 + ALLOCATE_RESOLUTION:
+                budget = math.sqrt(lo * hi)
+                try:
+                    qps = allocate_qps(curves, budget, sensitivity, coarsest)
+                except Unreachable:  # below what the curves' coarsest QPs take
+                    lo = budget
+                    continue
+                if keep(*attempt(qps, target_snr_db=target, budget=budget), target_snr_db=target, qps=qps,
+                        min_step=0.0):
+                    hi = budget
+                else:
+                    lo = budget
         if search_min_step:
             rotated = {n for n in floored if n in curves and curves[n].rotate}
-            target, reference = best["target_snr_db"], _median_row_step(tensors, policy, floored, rotated)
+            target, qps = best["target_snr_db"], best["qps"]
+            reference = _median_row_step(tensors, plans, floored, rotated)
+
+            def floor(log2_step: float) -> bool:
+                step = reference * 2**log2_step
+                return keep(*attempt(qps, step, target_snr_db=target), target_snr_db=target, qps=qps, min_step=step)
+
             lo, hi = -1.0, 3.0  # log2 of the step over the reference
-            if not keep(*attempt(target, reference * 2**lo), min_step=reference * 2**lo):
+            if not floor(lo):
                 hi = lo  # even half the median step costs too much: keep max-abs scales
-            elif keep(*attempt(target, reference * 2**hi), min_step=reference * 2**hi):
+            elif floor(hi):
                 lo = hi
             while hi - lo > 0.25:
                 mid = (lo + hi) / 2
-                if keep(*attempt(target, reference * 2**mid), min_step=reference * 2**mid):
+                if floor(mid):
                     lo = mid
                 else:
                     hi = mid
         os.replace(best_path, path)
-        return {"header": best["header"], "target_snr_db": best["target_snr_db"], "min_step": best["min_step"],
-                "score": best["score"], "baseline": baseline, "evaluations": log}
+        return {"header": best["header"], "target_snr_db": best["target_snr_db"], "qps": best["qps"],
+                "min_step": best["min_step"], "sensitivity": sensitivity, "score": best["score"],
+                "baseline": baseline, "evaluations": log}
     finally:
         for p in (trial_path, best_path):
             if os.path.exists(p):
                 os.remove(p)
 
 
-def _median_row_step(tensors, policy, names, rotated=frozenset()) -> float:
+def _median_row_step(tensors, plans, names, rotated=frozenset()) -> float:
     """Median over the weights of the named tensors of their row's max-abs step
-    (max|row| / qmax), the scale a weight gets without min_step (of the rotated
-    matrix for the names in `rotated`)."""
+    (max|row| / qmax, qmax from the tensor's plan in `plans`), the scale a weight
+    gets without min_step (of the rotated matrix for the names in `rotated`)."""
     steps, counts = [], []
     for n in names:
-        plan = policy.plan(n, _dtype(tensors[n]), tuple(tensors[n].shape))
+        plan = plans[n]
         m = as_matrix(tensors[n])
         if n in rotated:  # the container's rotation: seed 0
             block = _core.rotation_block(m.data.shape[1])

@@ -102,6 +102,14 @@ class Suite:
             if not self.quick:  # the step chosen for the user, after the fc QPs
                 s.append(Setting("pyweightvc", "accuracy search, rotated, conv min-step", "matched-fidelity bar", None,
                                  {"accuracy": True, "rotate": "auto", "search_min_step": "int8"}))
+        if not self.quick:  # narrow lossless levels with their step searched (from 4-bit max-abs steps up)
+            s += [Setting("pyweightvc", variant, "matched-fidelity bar", None,
+                          {"accuracy": True, "lossless": True, "bits": 4, "per_channel": False, "rotate": rotate})
+                  for variant, rotate in (("low-bit lossless, accuracy search", False),
+                                          ("low-bit lossless, accuracy search, rotated", True))]
+        if not self.quick:  # QPs spread by the score's measured sensitivity to each large tensor
+            s.append(Setting("pyweightvc", "accuracy search, rotated, measured allocation", "matched-fidelity bar",
+                             None, {"accuracy": True, "rotate": "auto", "allocate": "measured"}))
         if not self.quick:  # one step floor for the lossy HEVC tensors, chosen after their QPs
             s.append(Setting("pyweightvc", "accuracy search, rotated, min-step", "matched-fidelity bar", None,
                              {"accuracy": True, "rotate": "auto", "search_min_step": "hevc"}))

@@ -124,7 +124,8 @@ def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int
     smallest file within the subject's matched-fidelity bar:
     rate.save_file_for_accuracy with context["score"] and context["max_drop"]; with
     "search_min_step" ("int8" or "hevc"), the min_step of the tensors of that storage
-    searched after the QPs).
+    searched after the QPs; with "allocate": "measured", the QPs spread by each large
+    tensor's measured effect on the score).
     Settings that search (targets, sizes, accuracy) are timed once: their encode
     time is the search's. Probe curves are shared between them (context["curves"])."""
     policy = pyweightvc_policy(setting)
@@ -139,9 +140,15 @@ def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int
         def write():
             found = rate.save_file_for_accuracy(weights, path, context["score"], context["max_drop"], policy=policy,
                                                 curve_cache=context.setdefault("curves", {}),
-                                                search_min_step=o.get("search_min_step"))
+                                                search_min_step=o.get("search_min_step"),
+                                                allocate=o.get("allocate", "shared"))
+            steps = sorted({e["min_step"] for e in found["header"].values()
+                            if isinstance(e, dict) and e.get("lossless") and e.get("min_step")})
             chosen.append(f"{found['target_snr_db']:.2f} dB" + (f", min_step {found['min_step']:.3g}"
-                                                                  if found["min_step"] else ""))
+                                                                  if found["min_step"] else "")
+                          + (", steps " + "/".join(f"{v:.3g}" for v in steps) if steps else
+                             ", QPs " + "/".join(map(str, sorted(set(found["qps"].values()))))
+                             if found["sensitivity"] else ""))
             return found["header"]
         repeats = 1
     elif o.get("target_snr_db") is not None:

@@ -156,6 +156,10 @@ def write(results: dict, path: Path, figure_dir: Path) -> None:
         "kernel's per-channel step at least that value; `accuracy search, rotated, conv min-step` / `..., min-step` "
         "= `accuracy search, rotated`, then one floor for the conv kernels / the fc matrices searched against the "
         "bar with the QPs kept (`search_min_step=\"int8\"` / `\"hevc\"`).",
+        "- `accuracy search, rotated, measured allocation` = `accuracy search, rotated`, then each fc matrix holding "
+        "10 % of the fc weights (the others together) coded alone at the kept target to measure the score's "
+        "sensitivity to it, and the QPs spread by those sensitivities in a byte budget searched against the bar "
+        "(`allocate=\"measured\"`); in brackets, the QPs it chose.",
         "- Matched fidelity (headline): the smallest setting of each method whose fidelity clears the model's bar.",
         "",
         "## Headline: smallest model at matched fidelity",
