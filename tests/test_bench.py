@@ -271,7 +271,7 @@ def test_a_search_that_cannot_keep_the_bar_is_a_row_not_a_crash(tmp_path):
     settings = [Setting("pyweightvc", "accuracy search", "matched-fidelity bar", None, {"accuracy": True}),
                 Setting("pyweightvc", "default", "QP 24", 24, {"qp": 24})]
     out = list(methods.run_settings(settings, weights, groups, str(tmp_path), 1, context, None, "off"))
-    assert out[0][1] is None and out[0][2].startswith("unreachable: even 48 dB per tensor drops the score")
+    assert out[0][1] is None and out[0][2].startswith("unreachable: even the finest settings searched (48 dB per tensor) drop the score")
     assert out[1][1] is not None and out[1][2] is None
 
 

@@ -200,9 +200,10 @@ def encode_to_target(x: Any, target_snr_db: Optional[float] = None, target_bpw: 
 
 CURVE_QPS = tuple(range(6, 52, 4))  # 6, 10, ..., 50: probe encodes per tensor; QPs between are interpolated
 # lossless levels have no QP: their knob is the step, min_step = reference step x 2^(knob / 8),
-# from the plan's own max-abs step (knob 0) to 128 times it, probed every half octave
+# from the plan's own max-abs step (knob 0) to 128 times it, probed every quarter octave
+# (lossless probes are quick; bytes change fast with the step at the few-level end)
 STEPS_PER_OCTAVE = 8
-STEP_KNOBS = tuple(range(0, 7 * STEPS_PER_OCTAVE + 1, STEPS_PER_OCTAVE // 2))
+STEP_KNOBS = tuple(range(0, 7 * STEPS_PER_OCTAVE + 1, STEPS_PER_OCTAVE // 4))
 SIZE_ROUNDS = 8  # writes of the whole file at most
 
 
@@ -404,7 +405,8 @@ def _qps_for_snr(curve: Curve, target_db: float) -> int:
     return int(ok.max()) if ok.size else int(grid[0])
 
 
-ALLOCATE_GROUP_SHARE = 0.1  # a lossy tensor with this share of the lossy weights is measured on its own
+SEARCH_SIZE_RESOLUTION = 0.01  # the shared target's bisection stops when passing and failing sizes are this close
+ALLOCATE_GROUP_SHARE = 0.1  # an HEVC tensor with this share of the HEVC weights is measured on its own
 ALLOCATE_LOWEST_BUDGET = 0.5  # the allocation's budget is searched down to this share of the shared target's
 ALLOCATE_RESOLUTION = 0.01  # ... to within 1 %
 # a group whose measured drop is below this share of max_drop counts as dropping that much:
@@ -430,14 +432,16 @@ def sensitivity_groups(curves: Mapping[str, Curve], share: float = ALLOCATE_GROU
 
 def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, Any]], float], max_drop: float,
                            policy=None, metadata: Optional[dict] = None, threads: Optional[int] = None,
-                           like: str = "numpy", snr_range: tuple = (0.0, 48.0), resolution_db: float = 0.5,
+                           like: str = "numpy", snr_range: tuple = (0.0, 48.0), resolution_db: float = 0.05,
                            curve_cache: Optional[dict] = None, search_min_step: Optional[str] = None,
                            allocate: str = "shared") -> dict:
     """Write the smallest .wvc file (searching one weight-SNR target shared by the
     HEVC tensors) whose decoded weights keep `evaluate` within `max_drop` of its
     score on the original tensors. evaluate(state) -> score, higher is better;
     state maps names to arrays (like="numpy") or torch tensors (like="torch"), as
-    load_file returns them. Each step writes a file, loads and evaluates it; the
+    load_file returns them. The target is bisected in `snr_range` until the
+    smallest passing and the largest failing file are within 1 % in size (or
+    `resolution_db` apart). Each step writes a file, loads and evaluates it; the
     settings come from probe curves, computed once: a QP for a lossy tensor, a step
     (``min_step``, from the plan's own max-abs step up to 128 times it) for one whose
     levels the policy codes losslessly. Returns {"header", "target_snr_db", "qps"
@@ -455,8 +459,8 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
     (one evaluation per group, about 6 more). No tensor goes more than 12 dB below
     the shared target or below 3 dB (where the noise is half the signal and a
     score's drop is no longer proportional to it), nor below the target at all when
-    its group's drop was under 5 % of
-    max_drop (no evidence that its noise is cheap). Nothing changes with one group.
+    its group's drop was under 5 % of max_drop (no evidence that its noise is
+    cheap). Nothing changes with one group.
 
     search_min_step: a storage, "int8" (the tensors stored as levels: the conv
     kernels by default) or "hevc" (the lossy HEVC tensors); then, with the QPs
@@ -477,7 +481,7 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
         raise ValueError(f"search_min_step must be None, \"int8\" or \"hevc\" (the storage whose tensors get "
                          f"the searched step), got {search_min_step!r}")
     if allocate not in ("shared", "measured"):
-        raise ValueError(f"allocate must be \"shared\" (one SNR target for all lossy tensors) or \"measured\" "
+        raise ValueError(f"allocate must be \"shared\" (one SNR target for all HEVC tensors) or \"measured\" "
                          f"(targets by each tensor's measured effect on the score), got {allocate!r}")
     plans = {n: policy.plan(n, _dtype(x), tuple(x.shape)) for n, x in tensors.items()}
     coded = [n for n, p in plans.items() if p.storage == "hevc"]
@@ -521,24 +525,34 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
             os.replace(trial_path, best_path)
         return True
 
-    def shared(target_db: float) -> bool:
+    tried: dict = {}  # the QPs of a shared target -> (kept the score, bytes): equal QPs write equal files
+
+    def shared(target_db: float) -> tuple[bool, int]:
         qps = qps_for(target_db)
-        return keep(*attempt(qps, target_snr_db=target_db), target_snr_db=target_db, qps=qps, min_step=0.0)
+        key = tuple(sorted(qps.items()))
+        if key not in tried:
+            passed = keep(*attempt(qps, target_snr_db=target_db), target_snr_db=target_db, qps=qps, min_step=0.0)
+            tried[key] = passed, log[-1]["bytes"]
+        return tried[key]
 
     best: dict = {}
     sensitivity: dict = {}
     try:
         lo, hi = snr_range
-        if not shared(hi):
-            raise Unreachable(f"even {hi:g} dB per tensor drops the score by {baseline - log[-1]['score']:.4g} "
-                             f"(> {max_drop:g})")
-        if not shared(lo):
-            while hi - lo > resolution_db:
+        passed, hi_bytes = shared(hi)
+        if not passed:
+            raise Unreachable(f"even the finest settings searched ({hi:g} dB per tensor) drop the score by "
+                             f"{baseline - log[-1]['score']:.4g} (> {max_drop:g})")
+        passed, lo_bytes = shared(lo)
+        if not passed:
+            # until the passing and the failing file are within SEARCH_SIZE_RESOLUTION of each other
+            while hi - lo > resolution_db and hi_bytes > (1 + SEARCH_SIZE_RESOLUTION) * lo_bytes:
                 mid = (lo + hi) / 2
-                if shared(mid):
-                    hi = mid
+                passed, size = shared(mid)
+                if passed:
+                    hi, hi_bytes = mid, size
                 else:
-                    lo = mid
+                    lo, lo_bytes = mid, size
         groups = sensitivity_groups(curves) if allocate == "measured" else []
         if len(groups) > 1:
             target, at_target, quiet = best["target_snr_db"], best["qps"], qps_for(snr_range[1])

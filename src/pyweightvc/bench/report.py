@@ -160,6 +160,9 @@ def write(results: dict, path: Path, figure_dir: Path) -> None:
         "10 % of the fc weights (the others together) coded alone at the kept target to measure the score's "
         "sensitivity to it, and the QPs spread by those sensitivities in a byte budget searched against the bar "
         "(`allocate=\"measured\"`); in brackets, the QPs it chose.",
+        "- `low-bit lossless, accuracy search` / `..., rotated`: fc levels coded losslessly (one scale per tensor, "
+        "levels up to 4 bits, rotated first in the second), their quantisation step searched against the bar from "
+        "the 4-bit max-abs step up (`save_file_for_accuracy` with a lossless policy); in brackets, the steps chosen.",
         "- Matched fidelity (headline): the smallest setting of each method whose fidelity clears the model's bar.",
         "",
         "## Headline: smallest model at matched fidelity",

@@ -280,13 +280,16 @@ class MiniLM(Subject):
     def weights(self) -> dict[str, np.ndarray]:
         return self.reference_weights
 
-    def evaluate(self, weights: dict[str, np.ndarray]) -> dict[str, float]:
+    def embeddings(self, weights: dict[str, np.ndarray], text: list[str]) -> np.ndarray:
+        """The sentence embeddings of `text` with these weights (the model keeps its own)."""
         self.bert.load_state_dict(_torch_state(weights), strict=True)
         try:
-            emb = self.model.encode(self.text, convert_to_numpy=True)
+            return self.model.encode(text, convert_to_numpy=True)
         finally:
             self.bert.load_state_dict(_torch_state(self.reference_weights), strict=True)
-        out = fidelity.embedding_agreement(self.reference, emb)
+
+    def evaluate(self, weights: dict[str, np.ndarray]) -> dict[str, float]:
+        out = fidelity.embedding_agreement(self.reference, self.embeddings(weights, self.text))
         return {"cosine": out["cosine"], "nn_agreement": out["nn_agreement"]}
 
 
