@@ -115,8 +115,9 @@ def test_impossible_size_leaves_no_file(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_accuracy_search_keeps_the_score(tmp_path):
-    """A linear 'model': the score is the agreement of its argmax on fixed inputs."""
+def _argmax_model():
+    """A linear 'model' (one 64 x 256 matrix) and its score: the agreement of its
+    argmax with the original's on 400 fixed inputs."""
     rng = np.random.default_rng(3)
     w = _w(64, 256, 0.05, seed=4)
     x = rng.standard_normal((400, 256)).astype(np.float32)
@@ -125,6 +126,11 @@ def test_accuracy_search_keeps_the_score(tmp_path):
     def score(state):
         return float(((x @ np.asarray(state["w"]).T).argmax(1) == ref).mean())
 
+    return w, score
+
+
+def test_accuracy_search_keeps_the_score(tmp_path):
+    w, score = _argmax_model()
     out = rate.save_file_for_accuracy({"w": w}, str(tmp_path / "m.wvc"), score, max_drop=0.05)
     assert out["baseline"] == 1.0 and out["score"] >= 0.95
     assert score(wvc.load_file(str(tmp_path / "m.wvc"))) == out["score"]
@@ -136,14 +142,7 @@ def test_accuracy_search_keeps_the_score(tmp_path):
 def test_accuracy_search_chooses_the_step_of_lossless_levels(tmp_path):
     """A lossless plan has no QP: the search picks its quantisation step (min_step),
     from the plan's own max-abs step up, and codes those levels exactly."""
-    rng = np.random.default_rng(3)
-    w = _w(64, 256, 0.05, seed=4)
-    x = rng.standard_normal((400, 256)).astype(np.float32)
-    ref = (x @ w.T).argmax(1)
-
-    def score(state):
-        return float(((x @ np.asarray(state["w"]).T).argmax(1) == ref).mean())
-
+    w, score = _argmax_model()
     policy = wvc.Policy(lossless=True, per_channel=False, overrides={"kind:linear": {"bits": 6}})
     path = str(tmp_path / "m.wvc")
     plain = wvc.save_file({"w": w}, path, policy=policy)["w"]
