@@ -415,9 +415,10 @@ ALLOCATE_MIN_DROP_SHARE = 0.05
 # the noise model (score drop proportional to noise energy) is not trusted further than this
 # below the SNR it was measured at; a group whose drop was lost in the noise is not coarsened at all
 ALLOCATE_SPAN_DB = 12.0
-# ... nor below this SNR, where the noise is half the weights' energy and drops stop being
-# proportional to it (a matrix taken there may lose the network, whatever its measured drop)
-ALLOCATE_MIN_SNR_DB = 3.0
+# ... nor below this SNR: at 0 dB a matrix is all zeros, and a drop measured at a few dB says
+# nothing about that point (the MNIST MLP's 10-class output layer, measured cheap at 2.25 dB,
+# was zeroed without it: docs/rate.md)
+ALLOCATE_MIN_SNR_DB = 1.0
 
 
 def sensitivity_groups(curves: Mapping[str, Curve], share: float = ALLOCATE_GROUP_SHARE) -> list:
@@ -457,8 +458,8 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
     budget by those sensitivities, and the budget is bisected against the score
     between 1/2 and 1 times what the shared target's QPs take, to within 1 %
     (one evaluation per group, about 6 more). No tensor goes more than 12 dB below
-    the shared target or below 3 dB (where the noise is half the signal and a
-    score's drop is no longer proportional to it), nor below the target at all when
+    the shared target or below 1 dB (at 0 dB a matrix is all zeros, far from where
+    its drop was measured), nor below the target at all when
     its group's drop was under 5 % of max_drop (no evidence that its noise is
     cheap). Nothing changes with one group.
 
@@ -525,15 +526,18 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
             os.replace(trial_path, best_path)
         return True
 
-    tried: dict = {}  # the QPs of a shared target -> (kept the score, bytes): equal QPs write equal files
+    tried: dict = {}  # QPs -> (kept the score, bytes): equal QPs write equal files, written once
 
-    def shared(target_db: float) -> tuple[bool, int]:
-        qps = qps_for(target_db)
+    def trial(qps: dict, target_db: float, **note) -> tuple[bool, int]:
         key = tuple(sorted(qps.items()))
         if key not in tried:
-            passed = keep(*attempt(qps, target_snr_db=target_db), target_snr_db=target_db, qps=qps, min_step=0.0)
+            passed = keep(*attempt(qps, target_snr_db=target_db, **note), target_snr_db=target_db, qps=qps,
+                          min_step=0.0)
             tried[key] = passed, log[-1]["bytes"]
         return tried[key]
+
+    def shared(target_db: float) -> tuple[bool, int]:
+        return trial(qps_for(target_db), target_db)
 
     best: dict = {}
     sensitivity: dict = {}
@@ -577,8 +581,7 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
                 except Unreachable:  # below what the curves' coarsest QPs take
                     lo = budget
                     continue
-                if keep(*attempt(qps, target_snr_db=target, budget=budget), target_snr_db=target, qps=qps,
-                        min_step=0.0):
+                if trial(qps, target, budget=budget)[0]:
                     hi = budget
                 else:
                     lo = budget

@@ -17,7 +17,8 @@ STYLES = {"default": "-", "per-tensor": "--", "asymmetric": ":", "conv HEVC": "-
           "conv min-step 0.002": (0, (6, 2, 1, 2)), "conv min-step 0.003": (0, (6, 2, 1, 2, 1, 2)),
           "accuracy search, rotated, conv min-step": "none", "accuracy search, rotated, min-step": "none",
           "accuracy search, rotated, measured allocation": "none", "low-bit lossless, accuracy search": "none",
-          "low-bit lossless, accuracy search, rotated": "none"}
+          "low-bit lossless, accuracy search, rotated": "none",
+          "low-bit lossless, accuracy search, rotated, measured allocation": "none"}
 QP_VARIANTS = ("default", "per-tensor", "asymmetric", "conv HEVC", "rotated")
 MARKERS = {"pyweightvc": "o", "nncodec": "s", "jpeg": "^", "zstd": "P", "xz": "X", "int8": "D"}
 VARIANT_MARKERS = {"default": "o", "per-tensor": "v", "asymmetric": "<", "conv HEVC": ">", "lossless": "*",
@@ -27,7 +28,8 @@ VARIANT_MARKERS = {"default": "o", "per-tensor": "v", "asymmetric": "<", "conv H
                    "low-bit lossless, per-tensor, rotated": "3", "conv min-step 0.002": "4",
                    "conv min-step 0.003": "8", "accuracy search, rotated, conv min-step": "H",
                    "accuracy search, rotated, min-step": "x", "accuracy search, rotated, measured allocation": "+",
-                   "low-bit lossless, accuracy search": "|", "low-bit lossless, accuracy search, rotated": "_"}
+                   "low-bit lossless, accuracy search": "|", "low-bit lossless, accuracy search, rotated": "_",
+                   "low-bit lossless, accuracy search, rotated, measured allocation": "."}
 
 
 def _marker(method: str, variant: str) -> str:

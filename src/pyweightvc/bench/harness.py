@@ -104,9 +104,12 @@ class Suite:
                                  {"accuracy": True, "rotate": "auto", "search_min_step": "int8"}))
         if not self.quick:  # narrow lossless levels with their step searched (from 4-bit max-abs steps up)
             s += [Setting("pyweightvc", variant, "matched-fidelity bar", None,
-                          {"accuracy": True, "lossless": True, "bits": 4, "per_channel": False, "rotate": rotate})
-                  for variant, rotate in (("low-bit lossless, accuracy search", False),
-                                          ("low-bit lossless, accuracy search, rotated", True))]
+                          {"accuracy": True, "lossless": True, "bits": 4, "per_channel": False, "rotate": rotate,
+                           "allocate": allocate})
+                  for variant, rotate, allocate in (
+                      ("low-bit lossless, accuracy search", False, "shared"),
+                      ("low-bit lossless, accuracy search, rotated", True, "shared"),
+                      ("low-bit lossless, accuracy search, rotated, measured allocation", True, "measured"))]
         if not self.quick:  # QPs spread by the score's measured sensitivity to each large tensor
             s.append(Setting("pyweightvc", "accuracy search, rotated, measured allocation", "matched-fidelity bar",
                              None, {"accuracy": True, "rotate": "auto", "allocate": "measured"}))

@@ -162,7 +162,8 @@ def write(results: dict, path: Path, figure_dir: Path) -> None:
         "(`allocate=\"measured\"`); in brackets, the QPs it chose.",
         "- `low-bit lossless, accuracy search` / `..., rotated`: fc levels coded losslessly (one scale per tensor, "
         "levels up to 4 bits, rotated first in the second), their quantisation step searched against the bar from "
-        "the 4-bit max-abs step up (`save_file_for_accuracy` with a lossless policy); in brackets, the steps chosen.",
+        "the 4-bit max-abs step up (`save_file_for_accuracy` with a lossless policy), in `..., rotated, measured "
+        "allocation` then spread by measured sensitivity as above; in brackets, the steps chosen.",
         "- Matched fidelity (headline): the smallest setting of each method whose fidelity clears the model's bar.",
         "",
         "## Headline: smallest model at matched fidelity",

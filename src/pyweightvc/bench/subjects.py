@@ -182,15 +182,19 @@ class TrainedClassifier(Subject):
         return self.reference_weights
 
     def evaluate(self, weights: dict[str, np.ndarray]) -> dict[str, float]:
+        return {"accuracy": self.accuracy(weights, self.x_test, self.y_test)}
+
+    def accuracy(self, weights: dict[str, np.ndarray], x, y) -> float:
+        """Share of the inputs `x` (a torch tensor) classified as `y` with these weights."""
         import torch
 
         net = type(self).build().eval()
         net.load_state_dict(_torch_state(weights), strict=True)
         correct = 0
         with torch.no_grad():
-            for i in range(0, len(self.x_test), 2000):
-                correct += (net(self.x_test[i : i + 2000]).argmax(1) == self.y_test[i : i + 2000]).sum().item()
-        return {"accuracy": correct / len(self.x_test)}
+            for i in range(0, len(x), 2000):
+                correct += (net(x[i : i + 2000]).argmax(1) == y[i : i + 2000]).sum().item()
+        return correct / len(x)
 
     def match_text(self) -> str:
         return f"test accuracy within {100 * self.allowed_drop:.1f} points of fp32 (>= {self.primary.format(self.match_threshold)})"
