@@ -246,8 +246,10 @@ def tensor_curve(x: Any, qps=CURVE_QPS, step: float = 0.0, **options: Any) -> Cu
     decoder = Decoder(options.get("threads"))
     if step:
         knobs = STEP_KNOBS
-        res = [_probe_trials(x, m, values, {**options, "lossless": True, "min_step": step * 2 ** (k / STEPS_PER_OCTAVE)},
-                             decoder)(0) for k in knobs]
+        res = []
+        for k in knobs:
+            at_step = {**options, "lossless": True, "min_step": step * 2 ** (k / STEPS_PER_OCTAVE)}
+            res.append(_probe_trials(x, m, values, at_step, decoder)(0))
     else:
         knobs = qps
         trials = _probe_trials(x, m, values, options, decoder)
@@ -416,8 +418,8 @@ ALLOCATE_MIN_DROP_SHARE = 0.05
 # below the SNR it was measured at; a group whose drop was lost in the noise is not coarsened at all
 ALLOCATE_SPAN_DB = 12.0
 # ... nor below this SNR: at 0 dB a matrix is all zeros, and a drop measured at a few dB says
-# nothing about that point (the MNIST MLP's 10-class output layer, measured cheap at 2.25 dB,
-# was zeroed without it: docs/rate.md)
+# nothing about that point (the MNIST MLP's hidden 1024 x 1024 matrix, measured cheapest at
+# 2.25 dB, was zeroed without it: docs/rate.md)
 ALLOCATE_MIN_SNR_DB = 1.0
 
 
@@ -565,11 +567,11 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
             for group in groups:  # each group alone at the shared target, the others near-lossless
                 _, score = attempt({**quiet, **{n: at_target[n] for n in group}}, target_snr_db=target,
                                    measured=group)
-                floor = ALLOCATE_MIN_DROP_SHARE * max_drop
-                if baseline - score < floor:
+                min_drop = ALLOCATE_MIN_DROP_SHARE * max_drop
+                if baseline - score < min_drop:
                     coarsest.update({n: at_target[n] for n in group})
                 noise = sum(float(curves[n].noise_at(np.array(at_target[n]))) for n in group)
-                sensitivity.update({n: max(baseline - score, floor) / noise for n in group})
+                sensitivity.update({n: max(baseline - score, min_drop) / noise for n in group})
             hi = sum(float(curves[n].bytes_at(np.array(q))) for n, q in at_target.items())
             lo = ALLOCATE_LOWEST_BUDGET * hi
             if all(coarsest[n] <= at_target[n] for n in curves):
