@@ -449,8 +449,10 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
     (``min_step``, from the plan's own max-abs step up to 128 times it) for one whose
     levels the policy codes losslessly. Returns {"header", "target_snr_db", "qps"
     (tensor -> QP, or step knob of a lossless tensor: :meth:`Curve.settings`),
-    "min_step", "sensitivity", "score", "baseline", "evaluations"}. curve_cache as
-    for save_file_to_size.
+    "min_step", "sensitivity", "score", "baseline", "evaluations": one dict per file
+    written, with its bytes and score, and "measured" (the group coded alone) or
+    "budget" and "knobs" (an allocation) where the measured allocation wrote it}.
+    curve_cache as for save_file_to_size.
 
     allocate: "shared" (one SNR for every HEVC tensor) or "measured": after the
     shared search, every HEVC tensor holding at least 10 % of their weights (the
@@ -583,7 +585,7 @@ def save_file_for_accuracy(tensors, path: str, evaluate: Callable[[Mapping[str, 
                 except Unreachable:  # below what the curves' coarsest QPs take
                     lo = budget
                     continue
-                if trial(qps, target, budget=budget)[0]:
+                if trial(qps, target, budget=budget, knobs=dict(qps))[0]:
                     hi = budget
                 else:
                     lo = budget
