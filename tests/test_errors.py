@@ -41,7 +41,7 @@ def test_not_an_array():
 
 def test_bad_options():
     w = np.ones(4, np.float32)
-    with pytest.raises(ValueError, match="unknown preset 'fastest'; allowed: ultrafast"):
+    with pytest.raises(ValueError, match="preset must be one of ultrafast, .*, got 'fastest'"):
         wvc.encode(w, preset="fastest")
     with pytest.raises(ValueError, match="threads"):
         wvc.encode(w, threads=0)
@@ -51,7 +51,7 @@ def test_bad_options():
         wvc.Encoder(x265_params={"no-such-option": 1})
     with pytest.raises(ValueError, match="bad value"):
         wvc.Encoder(x265_params={"rdoq-level": "seven"})
-    with pytest.raises(TypeError, match="symmetric must be a bool"):
+    with pytest.raises(TypeError, match=r"symmetric must be a bool \(True or False\)"):
         wvc.encode(w, symmetric="yes")
     with pytest.raises(ValueError, match="like must be 'numpy' or 'torch'"):
         wvc.decode(wvc.encode(w), like="jax")

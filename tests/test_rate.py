@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pyweightvc as wvc
-from pyweightvc import cli, rate
+from pyweightvc import rate
 
 
 def _w(rows=300, cols=500, std=0.02, seed=0):
@@ -132,10 +132,10 @@ def _argmax_model():
 def test_accuracy_search_keeps_the_score(tmp_path):
     w, score = _argmax_model()
     out = rate.save_file_for_accuracy({"w": w}, str(tmp_path / "m.wvc"), score, max_drop=0.05)
-    assert out["baseline"] == 1.0 and out["score"] >= 0.95
-    assert score(wvc.load_file(str(tmp_path / "m.wvc"))) == out["score"]
-    sizes = {round(e["target_snr_db"], 3): e["bytes"] for e in out["evaluations"]}
-    assert (tmp_path / "m.wvc").stat().st_size == min(s for t, s in sizes.items() if t >= out["target_snr_db"])
+    assert out.baseline == 1.0 and out.score >= 0.95
+    assert score(wvc.load_file(str(tmp_path / "m.wvc"))) == out.score
+    sizes = {round(e.target_snr_db, 3): e.bytes for e in out.evaluations}
+    assert (tmp_path / "m.wvc").stat().st_size == min(s for t, s in sizes.items() if t >= out.target_snr_db)
     assert sorted(os.listdir(tmp_path)) == ["m.wvc"]
 
 
@@ -148,18 +148,18 @@ def test_accuracy_search_chooses_the_step_of_lossless_levels(tmp_path):
     plain = wvc.save_file({"w": w}, path, policy=policy)["w"]
     plain_bytes = plain["data_offsets"][1] - plain["data_offsets"][0]
     out = rate.save_file_for_accuracy({"w": w}, path, score, max_drop=0.1, policy=policy)
-    assert out["score"] >= 0.9 and score(wvc.load_file(path)) == out["score"]
+    assert out.score >= 0.9 and score(wvc.load_file(path)) == out.score
     max_abs_step = np.float32(np.abs(w).max() / 31)
     with wvc.safe_open(path) as f:
         entry, levels = f.entry("w"), f.get_int8("w")
         assert entry["lossless"] and entry["bits"] == 6
-        assert entry["min_step"] == pytest.approx(max_abs_step * 2 ** (out["qps"]["w"] / rate.STEPS_PER_OCTAVE))
+        assert entry["min_step"] == pytest.approx(max_abs_step * 2 ** (out.qps["w"] / rate.STEPS_PER_OCTAVE))
         assert levels.scale.item() == np.float32(max(entry["min_step"], max_abs_step))
         # lossless: the file holds exactly these levels
         assert np.array_equal(f.get_tensor("w"), levels.levels.astype(np.float32) * levels.scale.item())
-    assert out["qps"]["w"] > 0 and entry["data_offsets"][1] - entry["data_offsets"][0] < plain_bytes
+    assert out.qps["w"] > 0 and entry["data_offsets"][1] - entry["data_offsets"][0] < plain_bytes
     # the step a knob coarser fails the score, or the search stopped at the coarsest step
-    failed = [e for e in out["evaluations"] if e["score"] < out["baseline"] - 0.1]
+    failed = [e for e in out.evaluations if e.score < out.baseline - 0.1]
     assert failed
 
 
@@ -182,20 +182,20 @@ def test_measured_allocation_spends_the_bytes_where_the_score_feels_them(tmp_pat
     shared = rate.save_file_for_accuracy(ref, path, score, max_drop=0.01)
     shared_bytes = os.path.getsize(path)
     out = rate.save_file_for_accuracy(ref, path, score, max_drop=0.01, allocate="measured")
-    assert shared["sensitivity"] == {} and abs(shared["qps"]["a"] - shared["qps"]["b"]) <= 1
-    assert out["sensitivity"]["a"] > 5 * out["sensitivity"]["b"] > 0
-    assert out["qps"]["b"] > out["qps"]["a"]
-    assert out["score"] >= out["baseline"] - 0.01 and score(wvc.load_file(path)) == out["score"]
+    assert shared.sensitivity == {} and abs(shared.qps["a"] - shared.qps["b"]) <= 1
+    assert out.sensitivity["a"] > 5 * out.sensitivity["b"] > 0
+    assert out.qps["b"] > out.qps["a"]
+    assert out.score >= out.baseline - 0.01 and score(wvc.load_file(path)) == out.score
     assert os.path.getsize(path) < 0.95 * shared_bytes
     with wvc.safe_open(path) as f:
-        assert {k: f.entry(k)["qp"] for k in ref} == out["qps"]
-    measured = [e for e in out["evaluations"] if "measured" in e]
-    budgets = [e for e in out["evaluations"] if "budget" in e]
-    assert [e["measured"] for e in measured] == [["a"], ["b"]] and len(budgets) >= 3
+        assert {k: f.entry(k)["qp"] for k in ref} == out.qps
+    measured = [e for e in out.evaluations if e.measured is not None]
+    budgets = [e for e in out.evaluations if e.budget is not None]
+    assert [e.measured for e in measured] == [["a"], ["b"]] and len(budgets) >= 3
     # an allocation tried once is not written again (bisection steps that land on it reuse its result)
-    assert len({(e["bytes"], e["score"]) for e in out["evaluations"]}) == len(out["evaluations"])
+    assert len({(e.bytes, e.score) for e in out.evaluations}) == len(out.evaluations)
     # the file kept is the smallest evaluation that keeps the score
-    passing = [e["bytes"] for e in out["evaluations"] if e["score"] >= out["baseline"] - 0.01]
+    passing = [e.bytes for e in out.evaluations if e.score >= out.baseline - 0.01]
     assert os.path.getsize(path) == min(passing)
     assert sorted(os.listdir(tmp_path)) == ["m.wvc"]
 
@@ -210,7 +210,7 @@ def test_measured_allocation_groups_and_arguments(tmp_path):
         rate.save_file_for_accuracy({"w": w}, str(tmp_path / "m.wvc"), lambda s: 1.0, 0.1, allocate="equal")
     # one group: nothing to trade, the shared search's file
     out = rate.save_file_for_accuracy({"w": w}, str(tmp_path / "m.wvc"), lambda s: 1.0, 0.1, allocate="measured")
-    assert out["sensitivity"] == {} and not any("budget" in e for e in out["evaluations"])
+    assert out.sensitivity == {} and not any(e.budget is not None for e in out.evaluations)
 
 
 def test_accuracy_search_raises_the_conv_step_as_far_as_the_score_allows(tmp_path):
@@ -230,16 +230,16 @@ def test_accuracy_search_raises_the_conv_step_as_far_as_the_score_allows(tmp_pat
 
     path = str(tmp_path / "m.wvc")
     out = rate.save_file_for_accuracy({"w": w, "k": k}, path, score, max_drop=0.05, search_min_step="int8")
-    steps = [e for e in out["evaluations"] if e["min_step"] > 0]
-    assert out["min_step"] > 0 and out["score"] >= out["baseline"] - 0.05 and len(steps) >= 3
-    assert score(wvc.load_file(path)) == out["score"]
+    steps = [e for e in out.evaluations if e.min_step > 0]
+    assert out.min_step > 0 and out.score >= out.baseline - 0.05 and len(steps) >= 3
+    assert score(wvc.load_file(path)) == out.score
     with wvc.safe_open(path) as f:
-        assert f.entry("k")["min_step"] == out["min_step"] and f.entry("k")["storage"] == "int8"
-        assert f.get_int8("k").scale.min() == np.float32(out["min_step"])
+        assert f.entry("k")["min_step"] == out.min_step and f.entry("k")["storage"] == "int8"
+        assert f.get_int8("k").scale.min() == np.float32(out.min_step)
     # the step a quarter octave up failed (or the search hit its ceiling), and the file beats max-abs scales
-    failed = [e["min_step"] for e in steps if e["score"] < out["baseline"] - 0.05]
-    assert any(s <= out["min_step"] * 2**0.26 for s in failed) or out["min_step"] == max(e["min_step"] for e in steps)
-    no_step = min(e["bytes"] for e in out["evaluations"] if e["min_step"] == 0 and e["score"] >= out["baseline"] - 0.05)
+    failed = [e.min_step for e in steps if e.score < out.baseline - 0.05]
+    assert any(s <= out.min_step * 2**0.26 for s in failed) or out.min_step == max(e.min_step for e in steps)
+    no_step = min(e.bytes for e in out.evaluations if e.min_step == 0 and e.score >= out.baseline - 0.05)
     assert os.path.getsize(path) < no_step
     assert sorted(os.listdir(tmp_path)) == ["m.wvc"]
     with pytest.raises(ValueError, match="no tensor is stored as int8 levels"):
@@ -263,11 +263,11 @@ def test_accuracy_search_floors_the_hevc_steps_of_rotated_matrices(tmp_path):
     path = str(tmp_path / "m.wvc")
     out = rate.save_file_for_accuracy({"w": w}, path, score, max_drop=0.01, policy=wvc.Policy(rotate=True),
                                       search_min_step="hevc")
-    steps = [e for e in out["evaluations"] if e["min_step"] > 0]
+    steps = [e for e in out.evaluations if e.min_step > 0]
     rotated_scales = np.sort(wvc.decode_int8(wvc.encode(w, per_channel=True, rotate=True)).scale)
-    assert steps[0]["min_step"] == pytest.approx(rotated_scales[len(rotated_scales) // 2 - 1] / 2, rel=1e-6)
-    assert out["min_step"] > 0 and out["score"] >= out["baseline"] - 0.01
+    assert steps[0].min_step == pytest.approx(rotated_scales[len(rotated_scales) // 2 - 1] / 2, rel=1e-6)
+    assert out.min_step > 0 and out.score >= out.baseline - 0.01
     with wvc.safe_open(path) as f:
-        assert f.entry("w")["min_step"] == out["min_step"] and f.entry("w")["rotate"]
-    no_step = min(e["bytes"] for e in out["evaluations"] if e["min_step"] == 0 and e["score"] >= out["baseline"] - 0.01)
+        assert f.entry("w")["min_step"] == out.min_step and f.entry("w")["rotate"]
+    no_step = min(e.bytes for e in out.evaluations if e.min_step == 0 and e.score >= out.baseline - 0.01)
     assert os.path.getsize(path) < no_step

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import pyweightvc as wvc
+from common import DATA, check_backwards_compatibility, snr_db
 from pyweightvc import _core, codec, rate
 from pyweightvc.errors import FormatError
-from common import DATA, check_backwards_compatibility, snr_db
 
 try:
     import torch
@@ -114,8 +114,10 @@ def test_rotation_arguments_are_checked():
         wvc.encode(np.ones((4, 7), np.float32), rotate=True)
     with pytest.raises(ValueError, match="int8 input"):
         wvc.encode(np.ones((4, 8), np.int8), rotate=True)
-    with pytest.raises(TypeError, match="rotate must be a bool"):
+    with pytest.raises(TypeError, match='rotate must be True, False or "auto"'):
         wvc.Encoder(rotate="yes")
+    with pytest.raises(TypeError, match='rotate="auto" is a Policy setting'):
+        wvc.Encoder(rotate="auto")
     with pytest.raises(ValueError, match="rotation_seed"):
         wvc.Encoder(rotate=True, rotation_seed=-1)
     bad = np.ones((4, 8), np.float32)
@@ -173,7 +175,7 @@ def os_size(path):
 
 
 def test_policy_rotate_is_validated():
-    with pytest.raises(ValueError, match='rotate must be true, false or "auto"'):
+    with pytest.raises(TypeError, match='rotate must be True, False or "auto"'):
         wvc.Policy(rotate="sometimes")
     with pytest.raises(ValueError, match='rotate applies to storage "hevc" only'):
         wvc.Policy(overrides={"kind:conv": {"storage": "int8", "rotate": True}})
@@ -215,4 +217,4 @@ def test_command_rotate_and_overrides(tmp_path, capsys):
         assert f.entry("smooth.weight")["rotate"] is True and f.entry("smooth.weight")["target_snr_db"] == 30.5
         assert "rotate" not in f.entry("outliers.weight")  # the policy default: not rotated
     assert cli.main(["compress", str(src), "-o", str(out), "--override", "smooth.*=rotate:maybe"]) == 2
-    assert 'rotate must be true, false or "auto"' in capsys.readouterr().err
+    assert 'rotate must be True, False or "auto"' in capsys.readouterr().err

@@ -85,7 +85,7 @@ def test_real_model_through_the_command(mobilenet_checkpoint):
     assert rows["classifier.1.bias"]["storage"] == "int8+zlib"
     assert rows["features.0.1.num_batches_tracked"]["storage"] == "raw"
     text = run_cli("info", out)
-    assert "classifier.1.weight" in text.stdout and "smaller than fp32" in text.stdout
+    assert "classifier.1.weight" in text.stdout and "smaller than the input (float32" in text.stdout
 
     back = d / "back.pt"
     r = run_cli("decompress", out, "-o", back)
@@ -156,7 +156,15 @@ class Evil:
          ["compress", "ok.pt", "-o", "x.wvc", "--policy", "pol.json"], 2, "unknown keys"),
         (lambda p: p.joinpath("c.wvc").write_bytes(b"\x10" + b"\0" * 7 + b"{}"), ["info", "c.wvc"], 3,
          "truncated file"),
-        (None, ["compress", "x.pt", "-o", "y.wvc", "--qp", "99"], 2, "qp must be"),
+        (None, ["compress", "x.pt", "-o", "y.wvc", "--qp", "99"], 2, "--qp: must be an integer in 0..51, got 99"),
+        (lambda p: p.joinpath("notes.pt").write_text("some notes\n"), ["compress", "notes.pt", "-o", "x.wvc"], 2,
+         "notes.pt: not a PyTorch checkpoint (neither a zip archive nor a pickle"),
+        (lambda p: torch.save({"w": torch.zeros(3)}, p / "ok.pt"), ["compress", "ok.pt", "-o", "x.pt"], 2,
+         "compress writes a .wvc file"),
+        (lambda p: torch.save({"w": torch.zeros(3)}, p / "ok.pt"), ["compress", "ok.pt", "-o", "/proc/x.wvc"], 5,
+         "cannot write /proc/x.wvc"),
+        (lambda p: torch.save({"w": torch.zeros(3, dtype=torch.complex64)}, p / "c.pt"),
+         ["compress", "c.pt", "-o", "x.wvc"], 2, "tensor 'w': unsupported tensor dtype complex64"),
     ],
 )
 def test_command_errors(tmp_path, make, args, code, message):

@@ -8,23 +8,14 @@ pictures and coded with HEVC (libx265); libde265 decodes them back.
     >>> w2 = wvc.decode(blob)
 """
 
-from ._core import versions as _versions
-from .codec import (
-    Decoder,
-    Encoder,
-    QuantizedTensor,
-    decode,
-    decode_int8,
-    dequantize,
-    encode,
-    lib_info,
-    quantize,
-    read_header,
-)
-from .container import load_file, safe_open, save_file
-from .errors import ContainerError, DecoderError, EncoderError, FormatError, WeightVCError
-from .policy import Policy
 from . import rate
+from ._core import versions as _versions
+from .codec import Decoder, Encoder, QuantizedTensor, decode, decode_int8, dequantize, lib_info, quantize, read_header
+from .container import load_file, safe_open, save_file
+from .errors import ContainerError, DecoderError, EncoderError, FormatError, InputError, WeightVCError
+from .policy import Policy
+from .settings import DEFAULT_PRESET, DEFAULT_QP
+from .targets import encode
 
 __version__ = _versions()["pyweightvc"]
 
@@ -49,5 +40,8 @@ __all__ = [
     "DecoderError",
     "FormatError",
     "ContainerError",
+    "InputError",
+    "DEFAULT_QP",
+    "DEFAULT_PRESET",
     "__version__",
 ]

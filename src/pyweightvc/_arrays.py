@@ -17,6 +17,7 @@ _NUMPY_CODES = {np.dtype(np.float32): F32, np.dtype(np.float16): F16, np.dtype(n
 OUT_LEVELS, OUT_F32, OUT_F16, OUT_BF16 = 0, 1, 2, 3
 
 SUPPORTED = "float32, float16, bfloat16 or int8"
+MAX_RANK = 32  # dimensions of a tensor in a blob or a .wvc file
 
 
 class Matrix(NamedTuple):
@@ -34,14 +35,15 @@ def matrix_dims(shape: tuple[int, ...]) -> tuple[int, int]:
     return shape[0], math.prod(shape[1:])
 
 
-def _is_torch_tensor(x: Any) -> bool:
+def is_torch_tensor(x: Any) -> bool:
+    """Whether x is a torch tensor, without importing torch."""
     return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
 
 
 def as_matrix(x: Any) -> Matrix:
     """Accepts a numpy array or torch tensor of a supported dtype with at least one
     element; non-contiguous or strided input is copied to a contiguous one."""
-    if _is_torch_tensor(x):
+    if is_torch_tensor(x):
         import torch
 
         t = x.detach()
@@ -102,7 +104,7 @@ def allocate_output(shape: tuple[int, ...], dtype_code: int, like: str):
             BF16: (torch.bfloat16, OUT_BF16),
             I8: (torch.int8, OUT_LEVELS),
         }[dtype_code]
-        result = torch.empty(shape, dtype=torch_dtype)
-        raw = result.view(torch.int16) if dtype_code == BF16 else result
-        return result, raw.numpy().reshape(rows, cols), out_type
+        tensor = torch.empty(shape, dtype=torch_dtype)
+        raw = tensor.view(torch.int16) if dtype_code == BF16 else tensor
+        return tensor, raw.numpy().reshape(rows, cols), out_type
     raise ValueError(f"like must be 'numpy' or 'torch', got {like!r}")

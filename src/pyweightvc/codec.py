@@ -6,27 +6,32 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from . import _core
-from ._arrays import DTYPE_NAMES, F32, I8, OUT_F32, OUT_LEVELS, allocate_output, as_matrix, matrix_dims
+from ._arrays import DTYPE_NAMES, F32, I8, MAX_RANK, OUT_F32, OUT_LEVELS, allocate_output, as_matrix, matrix_dims
+from ._core import Decoder as NativeDecoder
+from ._core import Encoder as NativeEncoder
+from ._core import (
+    compute_params,
+    dequantize_levels,
+    quantize_levels,
+    rotate_forward,
+    rotate_inverse,
+    rotation_block,
+    versions,
+)
 from .errors import FormatError
+from .settings import DEFAULT_MAX_FRAME_SIDE, DEFAULT_PRESET, DEFAULT_QP, PRESETS, check, native_threads
 
 MAGIC = b"WVCT"
 # Version 2 adds the rotation section and dense samples; blobs using neither are
 # written as version 1, byte for byte what earlier releases wrote.
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-PRESETS: tuple[str, ...] = tuple(_core.PRESETS)
-DEFAULT_QP = 24
-DEFAULT_PRESET = "fast"
-# Frames of at most 2048 x 2048 samples; see docs/format.md and
-# benchmarks/core_bench.py for the measurement behind the default.
-DEFAULT_MAX_FRAME_SIDE = 2048
-MAX_RANK = 32
 MAX_EXTRA_OPTIONS_BYTES = 4096
 
 _FLAG_SYMMETRIC = 1
@@ -53,7 +58,7 @@ class Rotation(NamedTuple):
 
     def undo(self, matrix: np.ndarray, threads: Optional[int] = None) -> np.ndarray:
         """Rotate a float32 (rows, cols) matrix back, in place; returns it."""
-        _core.rotate_inverse(matrix, self.block, self.seed, _check_threads(threads))
+        rotate_inverse(matrix, self.block, self.seed, native_threads(threads))
         return matrix
 
     def apply(self, matrix: np.ndarray, threads: Optional[int] = None) -> np.ndarray:
@@ -61,7 +66,7 @@ class Rotation(NamedTuple):
         e.g. an input batch x turned into x·D·H so that rotated weights apply to it
         (W x = (W D H)(x D H)ᵀ with the rows of x as vectors)."""
         m = as_matrix(np.asarray(matrix))
-        return _core.rotate_forward(m.data, m.dtype_code, self.block, self.seed, _check_threads(threads))
+        return rotate_forward(m.data, m.dtype_code, self.block, self.seed, native_threads(threads))
 
 
 class QuantizedTensor(NamedTuple):
@@ -111,22 +116,9 @@ class BlobHeader:
 
 
 def _check_quant_args(bits: int, symmetric: bool, per_channel: bool, min_step: float = 0.0) -> None:
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 8:
-        raise ValueError(f"bits must be an integer in 2..8, got {bits!r}")
-    for name, value in (("symmetric", symmetric), ("per_channel", per_channel)):
-        if not isinstance(value, (bool, np.bool_)):
-            raise TypeError(f"{name} must be a bool, got {value!r}")
-    if isinstance(min_step, bool) or not isinstance(min_step, (int, float, np.integer, np.floating)) \
-            or not 0 <= min_step <= 3.0e38:
-        raise ValueError(f"min_step must be a finite number >= 0, got {min_step!r}")
-
-
-def _check_threads(threads: Optional[int]) -> int:
-    if threads is None:
-        return 0
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= 256:
-        raise ValueError(f"threads must be None (all cores) or in 1..256, got {threads!r}")
-    return int(threads)
+    for name, value in (("bits", bits), ("symmetric", symmetric), ("per_channel", per_channel),
+                        ("min_step", min_step)):
+        check(name, value)
 
 
 def _pack_header(
@@ -217,10 +209,9 @@ def read_header(blob: Any) -> BlobHeader:
     need(pos, n_options + rotation_size + _TRAILER.size, "header trailer")
     options = bytes(view[pos : pos + n_options])
     pos += n_options
-    rotation = None
+    rotation_fields = None
     if rotation_size:
-        kind, block, seed = _ROTATION.unpack_from(view, pos)
-        rotation = (kind, block, seed)
+        rotation_fields = _ROTATION.unpack_from(view, pos)
         pos += rotation_size
     payload_size, payload_crc, header_crc = _TRAILER.unpack_from(view, pos)
     if zlib.crc32(view[: pos + 12]) != header_crc:
@@ -237,8 +228,9 @@ def read_header(blob: Any) -> BlobHeader:
         raise FormatError("corrupted header: bits, preset or qp out of range")
     if 0 in shape:
         raise FormatError("corrupted header: empty shape")
-    if rotation is not None:
-        kind, block, seed = rotation
+    rotation: Optional[Rotation] = None
+    if rotation_fields is not None:
+        kind, block, seed = rotation_fields
         cols = matrix_dims(shape)[1]
         if kind == _ROTATION_NONE and block == 0 and seed == 0:
             rotation = None
@@ -312,38 +304,27 @@ class Encoder:
         rotation_seed: int = 0,
         min_step: float = 0.0,
     ):
-        if isinstance(qp, bool) or not isinstance(qp, (int, np.integer)) or not 0 <= qp <= 51:
-            raise ValueError(f"qp must be an integer in 0..51, got {qp!r}")
-        _check_quant_args(bits, symmetric, per_channel, min_step)
-        if preset not in PRESETS:
-            raise ValueError(f"unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
-        lo, hi = _core.MIN_FRAME_SIDE, _core.MAX_FRAME_SIDE
-        if isinstance(max_frame_side, bool) or not isinstance(max_frame_side, (int, np.integer)) or not lo <= max_frame_side <= hi:
-            raise ValueError(f"max_frame_side must be an integer in {lo}..{hi}, got {max_frame_side!r}")
+        self.qp = check("qp", qp)
+        self.lossless = check("lossless", lossless)
+        self.bits = check("bits", bits)
+        self.symmetric = check("symmetric", symmetric)
+        self.per_channel = check("per_channel", per_channel)
+        self.min_step = check("min_step", min_step)
+        self.preset = check("preset", preset)
+        self.threads = native_threads(threads)
+        self.max_frame_side = check("max_frame_side", max_frame_side)
+        self.rotate = check("rotate", rotate)
+        if self.rotate == "auto":
+            raise TypeError('rotate="auto" is a Policy setting (decided per tensor); an Encoder takes True or False')
+        self.rotation_seed = check("rotation_seed", rotation_seed)
         extra = [(str(k), str(v)) for k, v in (x265_params or {}).items()]
         for k, v in extra:
             if "," in k + v or "=" in k:
                 raise ValueError(f"x265 option {k}={v} must not contain ',' (or '=' in its name)")
-        if not isinstance(rotate, (bool, np.bool_)):
-            raise TypeError(f"rotate must be a bool, got {rotate!r}")
-        if isinstance(rotation_seed, bool) or not isinstance(rotation_seed, (int, np.integer)) \
-                or not 0 <= rotation_seed < 2**64:
-            raise ValueError(f"rotation_seed must be an integer in 0..2**64-1, got {rotation_seed!r}")
-        self.rotate = bool(rotate)
-        self.rotation_seed = int(rotation_seed)
-        self.qp = int(qp)
-        self.lossless = bool(lossless)
-        self.bits = int(bits)
-        self.symmetric = bool(symmetric)
-        self.per_channel = bool(per_channel)
-        self.min_step = float(min_step)
-        self.preset = preset
-        self.threads = _check_threads(threads)
-        self.max_frame_side = int(max_frame_side)
         self.x265_options = ",".join(f"{k}={v}" for k, v in extra)
         if len(self.x265_options.encode()) > MAX_EXTRA_OPTIONS_BYTES:
             raise ValueError(f"x265_params take more than {MAX_EXTRA_OPTIONS_BYTES} bytes")
-        self._native = _core.Encoder(self.qp, self.lossless, preset, self.threads, extra)
+        self._native = NativeEncoder(self.qp, self.lossless, preset, self.threads, extra)
 
     def encode(self, x: Any) -> bytes:
         """Quantise and encode one tensor (numpy array or torch tensor); returns the blob."""
@@ -354,13 +335,13 @@ class Encoder:
         if self.rotate:
             if m.dtype_code == I8:
                 raise ValueError("int8 input is taken as levels as is and cannot be rotated: use rotate=False")
-            block = _core.rotation_block(m.data.shape[1])
+            block = rotation_block(m.data.shape[1])
             if block < 2:
                 raise ValueError(f"rotate needs an even number of columns; this tensor's matrix view "
                                  f"{m.data.shape[0]} x {m.data.shape[1]} has an odd number")
             rotation = Rotation(block, self.rotation_seed)
-            data, data_code = _core.rotate_forward(m.data, m.dtype_code, block, rotation.seed, self.threads), F32
-        scale, zero_point, symmetric = _core.compute_params(data, data_code, self.bits, self.symmetric,
+            data, data_code = rotate_forward(m.data, m.dtype_code, block, rotation.seed, self.threads), F32
+        scale, zero_point, symmetric = compute_params(data, data_code, self.bits, self.symmetric,
                                                             self.per_channel, self.threads, self.min_step)
         # lossless coding keeps narrow levels packed (no codec error to absorb): 2-3x fewer bits
         dense = self.lossless and self.bits < 8
@@ -400,7 +381,7 @@ class Decoder:
     Calls on one Decoder are serialised; use one Decoder per thread for parallelism."""
 
     def __init__(self, threads: Optional[int] = None):
-        self._native = _core.Decoder(_check_threads(threads))
+        self._native = NativeDecoder(native_threads(threads))
 
     @property
     def threads(self) -> int:
@@ -448,21 +429,10 @@ class Decoder:
                                header.rotation)
 
 
-def encode(x: Any, qp: Optional[int] = None, *, target_snr_db: Optional[float] = None,
-           target_bpw: Optional[float] = None, **options: Any) -> bytes:
-    """Quantise and encode one tensor; see :class:`Encoder` for the options.
-
-    qp: default 24. Instead of a QP, a target: target_snr_db (the weight SNR the
-    decoded tensor must reach; the largest such QP is chosen) or target_bpw (bits
-    per weight the blob must fit in; the smallest such QP). See pyweightvc.rate.
-    """
-    if target_snr_db is not None or target_bpw is not None:
-        if qp is not None:
-            raise ValueError("give qp or a target (target_snr_db / target_bpw), not both")
-        from .rate import encode_to_target
-
-        return encode_to_target(x, target_snr_db=target_snr_db, target_bpw=target_bpw, **options)[0]
-    return Encoder(DEFAULT_QP if qp is None else qp, **options).encode(x)
+def encode(x: Any, qp: int = DEFAULT_QP, **options: Any) -> bytes:
+    """Quantise and encode one tensor at a QP; see :class:`Encoder` for the options.
+    (``pyweightvc.encode`` also takes a target instead of a QP: :mod:`pyweightvc.targets`.)"""
+    return Encoder(qp, **options).encode(x)
 
 
 def decode(blob: Any, like: str = "numpy", threads: Optional[int] = None):
@@ -485,13 +455,13 @@ def quantize(
     Rounding is half to even after multiplying by 1/scale (see docs/format.md).
     min_step: the smallest scale any channel gets (see :class:`Encoder`)."""
     _check_quant_args(bits, symmetric, per_channel, min_step)
-    nthreads = _check_threads(threads)
+    nthreads = native_threads(threads)
     m = as_matrix(x)
     if m.dtype_code == I8:
         raise TypeError("input is already int8: nothing to quantise")
-    scale, zero_point, symmetric = _core.compute_params(m.data, m.dtype_code, bits, symmetric, per_channel,
+    scale, zero_point, symmetric = compute_params(m.data, m.dtype_code, bits, symmetric, per_channel,
                                                         nthreads, float(min_step))
-    levels = _core.quantize_levels(m.data, m.dtype_code, scale, zero_point, bits, symmetric, nthreads)
+    levels = quantize_levels(m.data, m.dtype_code, scale, zero_point, bits, symmetric, nthreads)
     return levels.reshape(m.shape), scale, zero_point
 
 
@@ -518,22 +488,22 @@ def dequantize(
     shape = levels.shape
     rows, cols = matrix_dims(shape)
     out = np.empty(shape, dtype=dtype)
-    _core.dequantize_levels(
+    dequantize_levels(
         np.ascontiguousarray(levels).reshape(rows, cols), scale, zero_point, 8, False,
-        out.reshape(rows, cols), out_types[np.dtype(dtype)], _check_threads(threads),
+        out.reshape(rows, cols), out_types[np.dtype(dtype)], native_threads(threads),
     )
     return out
 
 
 def lib_info() -> dict:
     """Versions of pyweightvc and the linked codec libraries, and the defaults."""
-    info = dict(_core.versions())
+    info = dict(versions())
     info.update(
         format_version=FORMAT_VERSION,
         default_preset=DEFAULT_PRESET,
         default_qp=DEFAULT_QP,
         default_max_frame_side=DEFAULT_MAX_FRAME_SIDE,
-        x265_options=_core.Encoder(DEFAULT_QP, False, DEFAULT_PRESET, 0, []).options(1024, 1024),
+        x265_options=NativeEncoder(DEFAULT_QP, False, DEFAULT_PRESET, 0, []).options(1024, 1024),
     )
     return info
 

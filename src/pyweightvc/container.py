@@ -14,24 +14,26 @@ import math
 import mmap
 import os
 import struct
-import tempfile
 import zlib
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-from . import _core
-from ._arrays import DTYPE_NAMES, allocate_output, matrix_dims
+from ._arrays import DTYPE_NAMES, MAX_RANK, allocate_output, is_torch_tensor, matrix_dims
+from ._core import dequantize_levels, versions
+from ._files import atomic_write, write_chunks
 from .codec import Decoder, Encoder, QuantizedTensor, quantize, read_header
 from .errors import ContainerError, WeightVCError
 from .policy import Policy, TensorPlan
+from .settings import DEFAULT_QP
+from .targets import encode_to_target, resolve_rotate
 
 FORMAT_NAME = "pyweightvc"
 FORMAT_VERSION = "1"
 MAX_HEADER_BYTES = 64 * 1024 * 1024
-MAX_RANK = 32
 # dtypes a tensor can have in a .wvc file, with their item sizes
 RAW_DTYPES = {
     "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2,
@@ -52,12 +54,8 @@ _ZLIB_LEVEL = 9
 # tensors in: dtype names and raw bytes of numpy arrays and torch tensors
 
 
-def _is_torch(x: Any) -> bool:
-    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
-
-
 def dtype_name(x: Any) -> str:
-    if _is_torch(x):
+    if is_torch_tensor(x):
         name = str(x.dtype).replace("torch.", "")
     else:
         arr = np.asarray(x)
@@ -72,7 +70,7 @@ def _shape(x: Any) -> tuple[int, ...]:
 
 
 def _raw_bytes(x: Any) -> bytes:
-    if _is_torch(x):
+    if is_torch_tensor(x):
         import torch
 
         t = x.detach().cpu().contiguous().reshape(-1)
@@ -81,9 +79,9 @@ def _raw_bytes(x: Any) -> bytes:
     return arr.astype(arr.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
-def _storage_key(x: Any):
+def storage_key(x: Any):
     """Identity of a tensor's memory, to store tied tensors once."""
-    if _is_torch(x):
+    if is_torch_tensor(x):
         if x.numel() == 0:
             return None
         return ("torch", x.untyped_storage().data_ptr(), x.storage_offset(), tuple(x.shape), tuple(x.stride()), x.dtype)
@@ -111,13 +109,9 @@ def _encode_tensor(x: Any, plan: TensorPlan, threads: Optional[int]) -> _Encoded
         return _Encoded(entry, _raw_bytes(x))
     quant = plan.quant_options()
     if plan.storage == "hevc":
-        from .rate import resolve_rotate
-
         if resolve_rotate(x, plan, threads):
             quant["rotate"] = True  # recorded only when rotated: other entries read as before
         if plan.target_snr_db is not None or plan.target_bpw is not None:
-            from .rate import encode_to_target
-
             blob, choice = encode_to_target(x, target_snr_db=plan.target_snr_db, target_bpw=plan.target_bpw,
                                             preset=plan.preset, threads=threads, **quant)
             target = {"target_snr_db": plan.target_snr_db} if plan.target_snr_db is not None \
@@ -140,35 +134,8 @@ def _encode_tensor(x: Any, plan: TensorPlan, threads: Optional[int]) -> _Encoded
     return _Encoded(entry, params + zlib.compress(levels.tobytes(), _ZLIB_LEVEL))
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _atomic_write(path: str, chunks: list) -> None:
-    """Write to a temporary file beside `path`, then rename over it: a failure
-    never leaves a half-written file under the target name."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".wvc", dir=directory)
-    try:
-        os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp makes 0600; a saved file should not
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def library_metadata() -> dict:
-    v = _core.versions()
+    v = versions()
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "pyweightvc": v["pyweightvc"],
             "x265": v["x265"], "libde265": v["libde265"]}
 
@@ -176,7 +143,7 @@ def library_metadata() -> dict:
 def save_file(
     tensors: Mapping[str, Any],
     path: str,
-    qp: int = 24,
+    qp: int = DEFAULT_QP,
     policy: Optional[Policy] = None,
     metadata: Optional[Mapping[str, str]] = None,
     *,
@@ -205,12 +172,14 @@ def save_file(
     for name in names:
         if not isinstance(name, str) or not name or name == "__metadata__":
             raise ValueError(f"tensor names must be non-empty strings other than '__metadata__', got {name!r}")
-    plans, aliases, first_of = {}, {}, {}
+    plans: dict[str, TensorPlan] = {}
+    aliases: dict[str, str] = {}
+    first_of: dict[Any, str] = {}
     for name in names:
         x = tensors[name]
-        if not (_is_torch(x) or isinstance(x, (np.ndarray, np.generic))):
+        if not (is_torch_tensor(x) or isinstance(x, (np.ndarray, np.generic))):
             raise TypeError(f"tensor {name!r}: expected a numpy array or torch tensor, got {type(x).__name__}")
-        key = _storage_key(x)
+        key = storage_key(x)
         if key is not None and key in first_of:
             aliases[name] = first_of[key]
             continue
@@ -227,10 +196,20 @@ def save_file(
             progress(name, math.prod(_shape(tensors[name])))
         return enc
 
+    if progress:
+        for name in aliases:  # stored once, under the first name
+            progress(name, math.prod(_shape(tensors[name])))
     # Large tensors already use every core inside x265; threads across tensors
     # keep the cores busy on the many small ones.
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+    try:
         encoded = dict(zip(plans, pool.map(work, list(plans))))
+    except BaseException:
+        # Ctrl-C or a failed tensor: start no more tensors (one being encoded finishes
+        # in its thread); waiting for it here would hold the caller for its whole encode
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
 
     header: dict = {}
     offset = 0
@@ -250,7 +229,7 @@ def save_file(
     blob += b" " * (-len(blob) % 8)  # keep the data 8-byte aligned
     if len(blob) > MAX_HEADER_BYTES:
         raise ValueError(f"header of {len(blob)} bytes exceeds the {MAX_HEADER_BYTES}-byte limit")
-    _atomic_write(path, [struct.pack("<Q", len(blob)), blob] + [encoded[n].data for n in plans])
+    atomic_write(path, write_chunks([struct.pack("<Q", len(blob)), blob] + [encoded[n].data for n in plans]))
     return header
 
 
@@ -368,7 +347,9 @@ class WvcFile:
     def __init__(self, path: str, threads: Optional[int] = None):
         self.path = os.fspath(path)
         self._threads = threads
-        self._file = open(self.path, "rb")
+        self._view: Optional[memoryview] = None
+        self._map: Any = None
+        self._file: Any = open(self.path, "rb")
         try:
             size = os.fstat(self._file.fileno()).st_size
             self._map = mmap.mmap(self._file.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
@@ -380,7 +361,7 @@ class WvcFile:
         self.decoded_count = 0  # tensors decoded through this handle (observable laziness)
 
     # context manager and cleanup
-    def __enter__(self) -> "WvcFile":
+    def __enter__(self) -> WvcFile:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -408,8 +389,19 @@ class WvcFile:
         return dict(self._meta)
 
     def entry(self, name: str) -> dict:
-        """The header entry of one tensor (dtype, shape, storage, settings, offsets)."""
+        """The header entry of the tensor stored under `name` (dtype, shape, storage,
+        settings, offsets): for an alias, its target's entry."""
         return dict(self._stored(name)[1])
+
+    def written_entry(self, name: str) -> dict:
+        """The header entry as written: an alias's entry is ``storage="alias"`` with
+        ``alias_of`` naming the stored tensor."""
+        self._stored(name)
+        return dict(self._header[name])
+
+    def stored_name(self, name: str) -> str:
+        """The name whose data `name` reads: itself, or an alias's target."""
+        return self._stored(name)[0]
 
     def _stored(self, name: str) -> tuple[str, dict]:
         if self._view is None:
@@ -422,6 +414,7 @@ class WvcFile:
         return name, e
 
     def _data(self, name: str, e: dict) -> bytes:
+        assert self._view is not None  # _stored() checked that the file is open
         b, end = e["data_offsets"]
         # A copy of the (compressed) bytes: no view into the map outlives this call,
         # so close() can always unmap.
@@ -477,7 +470,7 @@ class WvcFile:
         try:
             result, out2d, out_type = allocate_output(shape, code, like)
             rows, cols = matrix_dims(shape)
-            _core.dequantize_levels(qt.levels.reshape(rows, cols), qt.scale, qt.zero_point, 8, False,
+            dequantize_levels(qt.levels.reshape(rows, cols), qt.scale, qt.zero_point, 8, False,
                                     out2d, out_type, 0)
         except ValueError as exc:
             raise _fail(name, str(exc)) from None
@@ -532,7 +525,7 @@ def load_file(path: str, like: str = "numpy", threads: Optional[int] = None) -> 
     Tied tensors come back as one object under each name."""
     with safe_open(path, threads=threads) as f:
         names = f.keys()
-        stored = {n: f._stored(n)[0] for n in names}
+        stored = {n: f.stored_name(n) for n in names}
         unique = list(dict.fromkeys(stored.values()))
         workers = threads or os.cpu_count() or 1
         with ThreadPoolExecutor(max_workers=min(workers, 8)) as pool:

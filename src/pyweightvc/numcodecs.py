@@ -15,7 +15,8 @@ import numpy as np
 from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray_like, ndarray_copy
 
-from .codec import DEFAULT_PRESET, DEFAULT_QP, Decoder, Encoder
+from .codec import Decoder, Encoder
+from .settings import DEFAULT_PRESET, DEFAULT_QP
 
 
 class PyWeightVC(Codec):

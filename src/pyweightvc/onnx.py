@@ -30,14 +30,16 @@ from onnx import TensorProto, helper, numpy_helper
 
 from .container import safe_open, save_file
 from .policy import Policy
+from .settings import DEFAULT_QP
 
 MODEL_KEY = "__onnx_model__"
 CONSTANT_PREFIX = "__constant__:"
-_FLOAT_TYPES = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16", TensorProto.BFLOAT16: "bfloat16"}
+_FLOAT_TYPES: dict[int, str] = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16", TensorProto.BFLOAT16: "bfloat16"}
 _TWO_GB = 2**31 - 1
 
 
-def _load(model_or_path: Any) -> onnx.ModelProto:
+def load(model_or_path: Any) -> onnx.ModelProto:
+    """An ONNX model from a path (external data read too) or as given; ValueError if not ONNX."""
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path
     path = os.fspath(model_or_path)
@@ -76,11 +78,13 @@ def _to_array(t: TensorProto) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def compress(model_or_path: Any, path: str, qp: int = 24, policy: Optional[Policy] = None,
+def compress(model_or_path: Any, path: str, qp: int = DEFAULT_QP, policy: Optional[Policy] = None,
              metadata: Optional[dict] = None, **options: Any) -> dict:
-    """Compress an ONNX model (path or ModelProto) into a .wvc file; returns its header."""
+    """Compress an ONNX model (path or ModelProto) into a .wvc file; returns its header.
+    Options: threads, and progress(name, elements) called as the weights are done
+    (those left in the graph at the end, in one call): :func:`float_elements` in all."""
     model = onnx.ModelProto()
-    model.CopyFrom(_load(model_or_path))
+    model.CopyFrom(load(model_or_path))
     _check_references(model)
     policy = policy or Policy(qp)
     tensors: dict = {}
@@ -109,7 +113,28 @@ def compress(model_or_path: Any, path: str, qp: int = 24, policy: Optional[Polic
     skeleton = model.SerializeToString()
     tensors[MODEL_KEY] = np.frombuffer(skeleton, dtype=np.uint8)
     meta = {"onnx_tensors": json.dumps(places), **(metadata or {})}
-    return save_file(tensors, path, policy=policy, metadata=meta, **options)
+    progress = options.pop("progress", None)
+    kept = float_elements(model)  # the float weights left in the graph, stored as they are
+
+    def each(name: str, elements: int) -> None:
+        if progress and name != MODEL_KEY:
+            progress(name, elements)
+
+    header = save_file(tensors, path, policy=policy, metadata=meta, progress=each, **options)
+    if progress and kept:
+        progress(MODEL_KEY, kept)
+    return header
+
+
+def float_elements(model: onnx.ModelProto) -> int:
+    """Elements of the float initializers and Constant-node tensors: the weights
+    :func:`compress` reports progress in."""
+    total = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in _FLOAT_TYPES)
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            total += sum(int(np.prod(a.t.dims)) for a in node.attribute
+                         if a.name == "value" and a.type == onnx.AttributeProto.TENSOR and a.t.data_type in _FLOAT_TYPES)
+    return total
 
 
 def _float_tensor(name: str, arr: np.ndarray, data_type: int) -> TensorProto:
@@ -118,7 +143,8 @@ def _float_tensor(name: str, arr: np.ndarray, data_type: int) -> TensorProto:
         bits = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)  # round to nearest even
         t = helper.make_tensor(name, data_type, arr.shape, bits.tobytes(), raw=True)
         return t
-    np_type = {TensorProto.FLOAT: np.float32, TensorProto.FLOAT16: np.float16}[data_type]
+    np_types: dict[int, type] = {TensorProto.FLOAT: np.float32, TensorProto.FLOAT16: np.float16}
+    np_type = np_types[data_type]
     return numpy_helper.from_array(arr.astype(np_type, copy=False), name)
 
 
@@ -174,9 +200,10 @@ def decompress(path: str, format: str = "float") -> onnx.ModelProto:
             zero = qt.zero_point.astype(np.int8) if per_channel else qt.zero_point.astype(np.int8).reshape(())
             model.graph.initializer.extend([numpy_helper.from_array(scale.astype(np.float32), s_name),
                                             numpy_helper.from_array(zero, z_name)])
-            attrs = {"axis": 0} if per_channel else {}
-            dq_nodes.append(helper.make_node("DequantizeLinear", [q_name, s_name, z_name], [where],
-                                             name=f"{where}_dequantize", **attrs))
+            node = helper.make_node("DequantizeLinear", [q_name, s_name, z_name], [where], name=f"{where}_dequantize")
+            if per_channel:
+                node.attribute.append(helper.make_attribute("axis", 0))
+            dq_nodes.append(node)
     if dq_nodes:
         nodes = dq_nodes + list(model.graph.node)
         model.graph.ClearField("node")

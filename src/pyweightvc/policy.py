@@ -37,12 +37,12 @@ from __future__ import annotations
 import fnmatch
 import json
 import re
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterable, Mapping, Optional
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Optional
 
-from .codec import DEFAULT_PRESET, DEFAULT_QP, PRESETS
+from .settings import DEFAULT_PRESET, DEFAULT_QP, STORAGES, check
 
-STORAGES = ("hevc", "int8", "raw")
 KINDS = ("linear", "conv", "vector", "small", "other")
 SETTING_KEYS = ("storage", "qp", "lossless", "bits", "symmetric", "per_channel", "min_step", "preset",
                 "target_snr_db", "target_bpw", "rotate")
@@ -71,7 +71,7 @@ class TensorPlan:
     def quant_options(self) -> dict:
         """The quantiser's settings as keyword arguments of Encoder / quantize; min_step
         only when set, so that entries without it read as before."""
-        q = {"bits": self.bits, "symmetric": self.symmetric, "per_channel": self.per_channel}
+        q: dict[str, Any] = {"bits": self.bits, "symmetric": self.symmetric, "per_channel": self.per_channel}
         if self.min_step:
             q["min_step"] = self.min_step
         return q
@@ -105,48 +105,42 @@ def tensor_kind(dtype: str, shape: tuple[int, ...], min_elements: int) -> str:
 
 
 def _check_settings(key: str, settings: Any) -> dict:
+    """Validated settings of one override (`key`), with storage="hevc" implied by a QP,
+    lossless or a target."""
+    where = f"policy override {key!r}: "
     if not isinstance(settings, Mapping):
-        raise ValueError(f"policy override {key!r}: settings must be a mapping, got {settings!r}")
+        raise ValueError(f"{where}settings must be a mapping, got {settings!r}")
     unknown = sorted(set(settings) - set(SETTING_KEYS))
     if unknown:
-        raise ValueError(
-            f"policy override {key!r}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(SETTING_KEYS)}"
-        )
-    s = dict(settings)
-    if "storage" in s and s["storage"] not in STORAGES:
-        raise ValueError(f"policy override {key!r}: storage must be one of {', '.join(STORAGES)}, got {s['storage']!r}")
-    if "qp" in s and (isinstance(s["qp"], bool) or not isinstance(s["qp"], int) or not 0 <= s["qp"] <= 51):
-        raise ValueError(f"policy override {key!r}: qp must be an integer in 0..51, got {s['qp']!r}")
-    if "bits" in s and (isinstance(s["bits"], bool) or not isinstance(s["bits"], int) or not 2 <= s["bits"] <= 8):
-        raise ValueError(f"policy override {key!r}: bits must be an integer in 2..8, got {s['bits']!r}")
-    for flag in ("lossless", "symmetric", "per_channel"):
-        if flag in s and not isinstance(s[flag], bool):
-            raise ValueError(f"policy override {key!r}: {flag} must be true or false, got {s[flag]!r}")
-    if "min_step" in s and (isinstance(s["min_step"], bool) or not isinstance(s["min_step"], (int, float))
-                            or not 0 <= s["min_step"] <= 3.0e38):
-        raise ValueError(f"policy override {key!r}: min_step must be a finite number >= 0, got {s['min_step']!r}")
+        raise ValueError(f"{where}unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(SETTING_KEYS)}")
+    s = {}
+    for name, value in settings.items():
+        try:
+            s[name] = check(name, value)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{where}{exc}") from None
     if s.get("min_step") and s.get("storage") == "raw":
-        raise ValueError(f"policy override {key!r}: min_step applies to quantised storage (hevc, int8), not raw")
-    if "rotate" in s and not (isinstance(s["rotate"], bool) or s["rotate"] == "auto"):
-        raise ValueError(f"policy override {key!r}: rotate must be true, false or \"auto\", got {s['rotate']!r}")
+        raise ValueError(f"{where}min_step applies to quantised storage (hevc, int8), not raw")
     if s.get("rotate") and s.get("storage", "hevc") != "hevc":
-        raise ValueError(f"policy override {key!r}: rotate applies to storage \"hevc\" only")
-    if "preset" in s and s["preset"] not in PRESETS:
-        raise ValueError(f"policy override {key!r}: preset must be one of {', '.join(PRESETS)}, got {s['preset']!r}")
-    for t, hi in (("target_snr_db", 200), ("target_bpw", 64)):
-        v = s.get(t)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= hi):
-            raise ValueError(f"policy override {key!r}: {t} must be a number in (0, {hi}], got {v!r}")
+        raise ValueError(f'{where}rotate applies to storage "hevc" only')
     given = [t for t in TARGET_KEYS if s.get(t) is not None]
     if len(given) > 1 or (given and ("qp" in s or s.get("lossless"))):
-        raise ValueError(f"policy override {key!r}: give one of qp, lossless, target_snr_db, target_bpw")
+        raise ValueError(f"{where}give one of qp, lossless, target_snr_db, target_bpw")
     if ("qp" in s or s.get("lossless") or given) and "storage" not in s:
         s["storage"] = "hevc"
     return s
 
 
+def _glob(pattern: str) -> Callable[[str], bool]:
+    return lambda name: fnmatch.fnmatchcase(name, pattern)
+
+
 class Policy:
     """Decides a :class:`TensorPlan` per tensor; see the module docstring."""
+
+    # the constructor's settings besides overrides, in order: with_overrides and to_json use them
+    FIELDS = ("qp", "lossless", "preset", "min_elements", "conv_storage", "per_channel", "target_snr_db",
+              "target_bpw", "rotate")
 
     def __init__(
         self,
@@ -162,26 +156,26 @@ class Policy:
         rotate: Any = False,
         overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
     ):
-        base = _check_settings("<defaults>", {"preset": preset, "target_snr_db": target_snr_db,
-                                              "target_bpw": target_bpw, "rotate": rotate})
-        base.update(_check_settings("<defaults>", {"qp": qp, "lossless": lossless}))
-        if (target_snr_db is not None or target_bpw is not None) and lossless:
-            raise ValueError("a target and lossless exclude each other")
-        if target_snr_db is not None and target_bpw is not None:
+        self.qp = check("qp", qp)
+        self.lossless = check("lossless", lossless)
+        self.preset = check("preset", preset)
+        self.per_channel = check("per_channel", per_channel)
+        self.target_snr_db = check("target_snr_db", target_snr_db)
+        self.target_bpw = check("target_bpw", target_bpw)
+        self.rotate = check("rotate", rotate)
+        if self.target_snr_db is not None and self.target_bpw is not None:
             raise ValueError("give one of target_snr_db and target_bpw")
-        self.target_snr_db, self.target_bpw = target_snr_db, target_bpw
+        if (self.target_snr_db is not None or self.target_bpw is not None) and self.lossless:
+            raise ValueError("a target and lossless exclude each other")
         if isinstance(min_elements, bool) or not isinstance(min_elements, int) or min_elements < 0:
             raise ValueError(f"min_elements must be a non-negative integer, got {min_elements!r}")
-        if conv_storage not in STORAGES:
-            raise ValueError(f"conv_storage must be one of {', '.join(STORAGES)}, got {conv_storage!r}")
-        self.qp, self.lossless, self.preset, self.rotate = base["qp"], base["lossless"], base["preset"], rotate
         self.min_elements = min_elements
-        self.conv_storage = conv_storage
-        if not isinstance(per_channel, bool):
-            raise ValueError(f"per_channel must be true or false, got {per_channel!r}")
-        self.per_channel = per_channel
+        try:
+            self.conv_storage = check("storage", conv_storage)
+        except ValueError:
+            raise ValueError(f"conv_storage must be one of {', '.join(STORAGES)}, got {conv_storage!r}") from None
         self.kind_overrides: list[tuple[str, dict]] = []
-        self.name_overrides: list[tuple[str, Any, dict]] = []
+        self.name_overrides: list[tuple[str, Callable[[str], Any], dict]] = []
         for key, settings in (overrides or {}).items():
             if not isinstance(key, str) or not key:
                 raise ValueError(f"policy override keys must be non-empty strings, got {key!r}")
@@ -197,8 +191,12 @@ class Policy:
                 except re.error as exc:
                     raise ValueError(f"policy override {key!r}: bad regular expression: {exc}") from None
             else:
-                self.name_overrides.append((key, lambda name, pat=key: fnmatch.fnmatchcase(name, pat), s))
+                self.name_overrides.append((key, _glob(key), s))
         self._overrides = dict(overrides or {})
+
+    def settings(self) -> dict:
+        """The constructor's arguments that make this policy (overrides included)."""
+        return {**{f: getattr(self, f) for f in self.FIELDS}, "overrides": dict(self._overrides)}
 
     def _default(self, kind: str) -> TensorPlan:
         if kind == "linear":
@@ -240,7 +238,7 @@ class Policy:
             if merged.get("rotate"):
                 raise ValueError(f"tensor {name!r}: rotate applies to storage \"hevc\" only, not {storage!r}")
             merged["rotate"] = False
-        chooser = {"qp": None, "lossless": False, "target_snr_db": None, "target_bpw": None}
+        chooser: dict[str, Any] = {"qp": None, "lossless": False, "target_snr_db": None, "target_bpw": None}
         if storage == "hevc":
             # what sets the QP: the override's own choice, else the plan's if it was
             # HEVC already, else the policy's QP
@@ -256,12 +254,10 @@ class Policy:
         merged.update(chooser)
         return replace(plan, storage=storage, **merged)
 
-    def with_overrides(self, extra: Mapping[str, Mapping[str, Any]]) -> "Policy":
+    def with_overrides(self, extra: Mapping[str, Mapping[str, Any]]) -> Policy:
         """This policy with more overrides after its own (later ones win)."""
-        return Policy(self.qp, lossless=self.lossless, preset=self.preset, min_elements=self.min_elements,
-                      conv_storage=self.conv_storage, per_channel=self.per_channel,
-                      target_snr_db=self.target_snr_db, target_bpw=self.target_bpw, rotate=self.rotate,
-                      overrides={**self._overrides, **extra})
+        settings = self.settings()
+        return Policy(**{**settings, "overrides": {**settings["overrides"], **extra}})
 
     def unmatched(self, names: Iterable[str]) -> list[str]:
         """Name patterns that match none of the given tensor names."""
@@ -269,16 +265,4 @@ class Policy:
         return [key for key, match, _ in self.name_overrides if not any(match(n) for n in names)]
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "qp": self.qp, "lossless": self.lossless, "preset": self.preset,
-                "min_elements": self.min_elements, "conv_storage": self.conv_storage,
-                "per_channel": self.per_channel, "target_snr_db": self.target_snr_db, "target_bpw": self.target_bpw,
-                "rotate": self.rotate, "overrides": self._overrides,
-            },
-            sort_keys=True,
-        )
-
-
-def plan_dict(plan: TensorPlan) -> dict:
-    return asdict(plan)
+        return json.dumps(self.settings(), sort_keys=True)

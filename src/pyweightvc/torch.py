@@ -10,18 +10,20 @@ torch is imported here only; the rest of pyweightvc works without it.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Mapping, Optional
+from collections.abc import Mapping
+from typing import Any, Optional
 
 import torch
 
-from .container import load_file, save_file
+from .container import dtype_name, load_file, save_file
 from .policy import Policy
+from .settings import DEFAULT_QP
 
 
 def save_state_dict(
-    state_dict: Mapping[str, "torch.Tensor"],
+    state_dict: Mapping[str, torch.Tensor],
     path: str,
-    qp: int = 24,
+    qp: int = DEFAULT_QP,
     policy: Optional[Policy] = None,
     metadata: Optional[Mapping[str, str]] = None,
     **options: Any,
@@ -35,19 +37,19 @@ def save_state_dict(
     return save_file(state_dict, path, qp=qp, policy=policy, metadata=metadata, **options)
 
 
-def load_state_dict(path: str, device: Any = "cpu", threads: Optional[int] = None) -> "OrderedDict[str, torch.Tensor]":
+def load_state_dict(path: str, device: Any = "cpu", threads: Optional[int] = None) -> OrderedDict[str, torch.Tensor]:
     """Decode a .wvc file into an OrderedDict of tensors in their stored dtypes and
     key order, ready for ``model.load_state_dict(sd, strict=True)``."""
     tensors = load_file(path, like="torch", threads=threads)
     return OrderedDict((k, v.to(device)) for k, v in tensors.items())
 
 
-def save_model(model: "torch.nn.Module", path: str, qp: int = 24, **options: Any) -> dict:
+def save_model(model: torch.nn.Module, path: str, qp: int = DEFAULT_QP, **options: Any) -> dict:
     """save_state_dict(model.state_dict(), path, qp, ...)."""
     return save_state_dict(model.state_dict(), path, qp=qp, **options)
 
 
-def load_model(model: "torch.nn.Module", path: str, strict: bool = True, threads: Optional[int] = None):
+def load_model(model: torch.nn.Module, path: str, strict: bool = True, threads: Optional[int] = None):
     """Load a .wvc file into `model` (on the device of its parameters); returns the model."""
     param = next(iter(model.parameters()), None)
     device = param.device if param is not None else "cpu"
@@ -55,7 +57,7 @@ def load_model(model: "torch.nn.Module", path: str, strict: bool = True, threads
     return model
 
 
-def output_sensitivity(model: "torch.nn.Module", inputs: Any, policy: Optional[Policy] = None,
+def output_sensitivity(model: torch.nn.Module, inputs: Any, policy: Optional[Policy] = None,
                        noise_db: float = 20.0, seed: int = 0) -> dict:
     """How much each lossy-coded weight tensor's noise moves the model's output, on
     a calibration batch: for each tensor the policy codes with lossy HEVC, Gaussian
@@ -65,8 +67,6 @@ def output_sensitivity(model: "torch.nn.Module", inputs: Any, policy: Optional[P
     output change per unit of relative noise energy, elements x 10^(-SNR/10).
     inputs: a tensor or a tuple of positional arguments; the first tensor the
     model returns is compared. The model's weights are restored afterwards."""
-    from .container import dtype_name
-
     policy = policy or Policy()
     args = inputs if isinstance(inputs, tuple) else (inputs,)
     gen = torch.Generator().manual_seed(seed)

@@ -73,8 +73,23 @@ def fashion_mnist() -> dict[str, np.ndarray]:
 def sentences(n: int = 300) -> list[str]:
     """Real English sentences: the first sentences of standard-library docstrings
     (deterministic for a given Python version)."""
-    import argparse, collections, email, http.client, json, logging, os, pathlib, statistics, string, tempfile  # noqa: E401
-    import textwrap, time, typing, unittest, urllib.request, zipfile  # noqa: E401
+    import argparse  # noqa: E401
+    import collections
+    import email
+    import http.client
+    import json
+    import logging
+    import os
+    import pathlib
+    import statistics
+    import string
+    import tempfile
+    import textwrap  # noqa: E401
+    import time
+    import typing
+    import unittest
+    import urllib.request
+    import zipfile
 
     out, seen = [], set()
     for mod in (collections, email, http.client, json, logging, pathlib, statistics, string, textwrap, typing, unittest,

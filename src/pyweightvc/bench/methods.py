@@ -33,8 +33,9 @@ import os
 import statistics
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import Callable, Optional
 
 import numpy as np
 

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
 # ---------------------------------------------------------------------------
 # MobileNetV2 (torchvision layout: features.N..., classifier.1)
 
