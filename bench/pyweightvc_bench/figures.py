@@ -40,7 +40,8 @@ def _plt():
     try:
         import matplotlib
     except ImportError as exc:
-        raise ModuleNotFoundError("figures need matplotlib (a dependency of pyweightvc-bench): pip install matplotlib") from exc
+        raise ModuleNotFoundError("figures need matplotlib (a dependency of pyweightvc-bench): "
+                                  "pip install matplotlib") from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
