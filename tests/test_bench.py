@@ -257,6 +257,16 @@ def test_command_for_pyweightvc(tmp_path, capsys):
     assert "unknown model(s) resnet9000" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("size", [224, 240, 260, 300])
+def test_photo_crops_at_any_input_size(size):
+    from pyweightvc_bench import nets, photos
+
+    n = len(photos.photos())
+    x = photos.batch(*nets.CLASSIFIERS["mobilenet_v2"][1:], per_photo=3, size=size)  # every resize scale
+    assert tuple(x.shape) == (3 * n, 3, size, size)
+    assert bool(x.isfinite().all()) and float(x.std()) > 0.5
+
+
 def test_bad_arguments_exit_2(tmp_path, capsys):
     assert cli.main(["--models", "resnet9000", "-o", str(tmp_path), "--nncodec", "off"]) == 2
     assert "unknown model(s) resnet9000" in capsys.readouterr().err
