@@ -26,8 +26,8 @@ import torch
 
 import pyweightvc as wvc
 from pyweightvc import cli
-from pyweightvc.bench import fidelity, models
-from pyweightvc.bench.data import sentences
+from pyweightvc_bench import fidelity, models
+from pyweightvc_bench.data import sentences
 
 
 def coders_section():

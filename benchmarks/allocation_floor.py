@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pyweightvc as wvc
 from pyweightvc import rate
-from pyweightvc.bench import data, subjects
+from pyweightvc_bench import data, subjects
 
 MODELS = {"mlp_mnist": subjects.MlpMnist, "cnn_fashion": subjects.CnnFashion}
 

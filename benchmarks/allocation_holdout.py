@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pyweightvc as wvc
 from pyweightvc import rate
-from pyweightvc.bench import data, fidelity, subjects
+from pyweightvc_bench import data, fidelity, subjects
 
 SEARCH_SENTENCES = 300  # what the harness evaluates MiniLM on
 

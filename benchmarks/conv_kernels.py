@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import pyweightvc as wvc
-from pyweightvc.bench import methods, subjects
+from pyweightvc_bench import methods, subjects
 
 CONV_SETTINGS = {
     "int8 levels, per channel (default)": {},

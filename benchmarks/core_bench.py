@@ -25,8 +25,8 @@ import time
 import numpy as np
 
 import pyweightvc as wvc
-from pyweightvc.bench.fidelity import weight_snr_db as snr_db
-from pyweightvc.bench.models import real_matrices
+from pyweightvc_bench.fidelity import weight_snr_db as snr_db
+from pyweightvc_bench.models import real_matrices
 
 QPS = [12, 18, 24, 30, 36]
 

@@ -73,7 +73,7 @@ def run_ocr(model_path: str, inputs, repeats: int = 3) -> tuple[float, float]:
 def mobilenet_onnx(path: str) -> None:
     import torch
 
-    from pyweightvc.bench import nets
+    from pyweightvc_bench import nets
 
     net = nets.pretrained("mobilenet_v2")
     torch.onnx.export(net, torch.zeros(1, 3, 224, 224), path, input_names=["input"], output_names=["logits"],
@@ -81,7 +81,7 @@ def mobilenet_onnx(path: str) -> None:
 
 
 def photo_batch() -> np.ndarray:
-    from pyweightvc.bench import nets, photos
+    from pyweightvc_bench import nets, photos
 
     return photos.batch(*nets.CLASSIFIERS["mobilenet_v2"][1:], per_photo=8).numpy()
 

@@ -25,7 +25,7 @@ import numpy as np
 
 import pyweightvc as wvc
 from pyweightvc import rate
-from pyweightvc.bench import subjects
+from pyweightvc_bench import subjects
 
 STORAGE = {"efficientnet_lite0": "int8", "mobilenet_v2": "int8", "minilm": "hevc"}
 MIN_STEPS = (0.0, 0.002, 0.003)

@@ -25,7 +25,7 @@ import sys
 import numpy as np
 
 import pyweightvc as wvc
-from pyweightvc.bench import models
+from pyweightvc_bench import models
 
 QPS = (16, 20, 24, 28, 32, 36)
 

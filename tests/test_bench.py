@@ -11,9 +11,12 @@ import numpy as np
 import pytest
 
 import pyweightvc as wvc
-from pyweightvc import cli
-from pyweightvc.bench import data, figures, harness, methods, nncodec_peer
-from pyweightvc.bench.methods import Setting
+
+# the harness is the separate distribution pyweightvc-bench (pip install ./bench)
+pytest.importorskip("pyweightvc_bench", reason="the benchmark harness is pyweightvc-bench: pip install ./bench")
+
+from pyweightvc_bench import cli, data, figures, harness, methods, nncodec_peer  # noqa: E402
+from pyweightvc_bench.methods import Setting  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -21,7 +24,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    rc = cli.main(["bench", "--suite", "quick", "-o", str(out), "--nncodec", "off", "--no-progress"])
+    rc = cli.main(["--suite", "quick", "-o", str(out), "--nncodec", "off", "--no-progress"])
     assert rc == 0
     return out, harness.load_results(out / "results.json")
 
@@ -113,7 +116,7 @@ def test_update_merges_new_rows_into_an_earlier_run(quick_run, tmp_path):
     out, before = quick_run
     work = tmp_path / "run"
     shutil.copytree(out, work)
-    rc = cli.main(["bench", "--suite", "quick", "-o", str(work), "--nncodec", "off", "--no-progress", "--update",
+    rc = cli.main(["--suite", "quick", "-o", str(work), "--nncodec", "off", "--no-progress", "--update",
                    "--variant", "low-bit lossless"])
     assert rc == 0
     after = harness.load_results(work / "results.json")
@@ -125,7 +128,7 @@ def test_update_merges_new_rows_into_an_earlier_run(quick_run, tmp_path):
     assert update["variants"] == ["low-bit lossless"] and update["models"] == ["mlp_mnist"]
     assert after["meta"]["seconds"] > before["meta"]["seconds"]
     assert "by `pyweightvc bench --update` (variants: `low-bit lossless`;" in (work / "report.md").read_text()
-    assert cli.main(["bench", "--suite", "quick", "-o", str(tmp_path / "none"), "--nncodec", "off", "--update"]) == 2
+    assert cli.main(["--suite", "quick", "-o", str(tmp_path / "none"), "--nncodec", "off", "--update"]) == 2
 
 
 def test_publish_writes_the_report_with_its_figures(quick_run, tmp_path):
@@ -142,7 +145,7 @@ def test_report_handles_a_lower_is_better_figure(quick_run, tmp_path):
     """The classifiers are judged by KL divergence (0 for fp32, log axes)."""
     import copy
 
-    from pyweightvc.bench import report
+    from pyweightvc_bench import report
 
     _, results = quick_run
     results = copy.deepcopy(results)
@@ -219,12 +222,57 @@ def test_nncodec_environment_missing_is_reported(tmp_path):
         nncodec_peer.ensure_venv(tmp_path / "absent", create=False)
 
 
-def test_bad_arguments_exit_2(tmp_path, capsys):
-    assert cli.main(["bench", "--models", "resnet9000", "-o", str(tmp_path), "--nncodec", "off"]) == 2
+def test_nncodec_is_set_up_only_when_asked(quick_run, tmp_path):
+    """By default (auto) a missing NNCodec environment is a row that did not run,
+    not a 6 GB set-up."""
+    import shutil
+
+    assert cli.build_parser().parse_args([]).nncodec == "auto"
+    out, _ = quick_run
+    work = tmp_path / "run"
+    shutil.copytree(out, work)  # the trained MLP is cached there
+    absent = tmp_path / "nncodec-venv"
+    rc = cli.main(["--suite", "quick", "-o", str(work), "--nncodec-venv", str(absent), "--no-progress", "--update",
+                   "--variant", "default"])
+    assert rc == 0
+    row = _row(harness.load_results(work / "results.json"), "nncodec")
+    assert row["status"] == "not run" and "--nncodec setup" in row["reason"], row
+    assert not absent.exists()
+
+
+def test_command_for_pyweightvc(tmp_path, capsys):
+    """The entry point pyweightvc's command loads: `pyweightvc bench` is COMMAND."""
+    import argparse
+    import importlib.metadata as md
+
+    eps = md.entry_points(group="pyweightvc.commands")
+    (ep,) = [e for e in eps if e.name == "bench"]
+    command = ep.load()
+    assert command is cli.COMMAND and isinstance(command.help, str) and command.help
+    parser = argparse.ArgumentParser(prog="pyweightvc")
+    command.add_arguments(parser.add_subparsers(dest="command").add_parser("bench", help=command.help))
+    args = parser.parse_args(["bench", "--models", "resnet9000", "-o", str(tmp_path)])
+    assert (args.suite, args.nncodec, args.out) == ("quick", "auto", str(tmp_path))
+    assert command.run(args) == 2
     assert "unknown model(s) resnet9000" in capsys.readouterr().err
-    assert cli.main(["bench", "--repeats", "0", "-o", str(tmp_path), "--nncodec", "off"]) == 2
+
+
+@pytest.mark.parametrize("size", [224, 240, 260, 300])
+def test_photo_crops_at_any_input_size(size):
+    from pyweightvc_bench import nets, photos
+
+    n = len(photos.photos())
+    x = photos.batch(*nets.CLASSIFIERS["mobilenet_v2"][1:], per_photo=3, size=size)  # every resize scale
+    assert tuple(x.shape) == (3 * n, 3, size, size)
+    assert bool(x.isfinite().all()) and float(x.std()) > 0.5
+
+
+def test_bad_arguments_exit_2(tmp_path, capsys):
+    assert cli.main(["--models", "resnet9000", "-o", str(tmp_path), "--nncodec", "off"]) == 2
+    assert "unknown model(s) resnet9000" in capsys.readouterr().err
+    assert cli.main(["--repeats", "0", "-o", str(tmp_path), "--nncodec", "off"]) == 2
     assert "repeats must be >= 1" in capsys.readouterr().err
-    assert cli.main(["bench", "--variant", "rotatd", "-o", str(tmp_path), "--nncodec", "off"]) == 2
+    assert cli.main(["--variant", "rotatd", "-o", str(tmp_path), "--nncodec", "off"]) == 2
     assert "unknown variant(s) rotatd; known: " in capsys.readouterr().err
 
 
@@ -250,7 +298,7 @@ def test_quick_suite_with_nncodec(tmp_path, monkeypatch):
     """Creates NNCodec's own environment when missing (a few minutes, about 6 GB)
     and runs it on the very tensors of the quick suite."""
     monkeypatch.chdir(tmp_path)
-    rc = cli.main(["bench", "--suite", "quick", "-o", str(tmp_path), "--nncodec", "setup", "--no-progress"])
+    rc = cli.main(["--suite", "quick", "-o", str(tmp_path), "--nncodec", "setup", "--no-progress"])
     assert rc == 0
     results = json.loads((tmp_path / "results.json").read_text())
     row = _row(results, "nncodec")

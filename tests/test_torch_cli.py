@@ -12,7 +12,8 @@ torch = pytest.importorskip("torch", reason="the PyTorch adapter needs torch")
 import pyweightvc as wvc  # noqa: E402
 from pyweightvc import cli  # noqa: E402
 from pyweightvc import torch as wvc_torch  # noqa: E402
-from pyweightvc.bench import nets  # noqa: E402
+
+BENCH = "the real models come with the benchmark harness, pyweightvc-bench: pip install ./bench"
 
 
 class Tiny(torch.nn.Module):
@@ -59,7 +60,12 @@ def test_save_and_load_model(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def mobilenet_checkpoint(tmp_path_factory):
+def nets():
+    return pytest.importorskip("pyweightvc_bench.nets", reason=BENCH)
+
+
+@pytest.fixture(scope="module")
+def mobilenet_checkpoint(tmp_path_factory, nets):
     d = tmp_path_factory.mktemp("mnv2")
     src = d / "mobilenet_v2.pth"
     src.write_bytes(open(nets.checkpoint_path("mobilenet_v2"), "rb").read())
@@ -70,7 +76,7 @@ def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "pyweightvc", *map(str, args)], capture_output=True, text=True)
 
 
-def test_real_model_through_the_command(mobilenet_checkpoint):
+def test_real_model_through_the_command(mobilenet_checkpoint, nets):
     d, src = mobilenet_checkpoint
     out = d / "m.wvc"
     r = run_cli("compress", src, "-o", out, "--qp", 28, "--override", "classifier.1.bias=storage:int8", "--json")
@@ -101,8 +107,8 @@ def test_real_model_through_the_command(mobilenet_checkpoint):
     assert set(load_file(str(st))) == set(sd)
 
 
-def test_compressed_real_model_agrees_with_the_original(mobilenet_checkpoint):
-    from pyweightvc.bench import fidelity, photos
+def test_compressed_real_model_agrees_with_the_original(mobilenet_checkpoint, nets):
+    from pyweightvc_bench import fidelity, photos
 
     d, src = mobilenet_checkpoint
     out = d / "agree.wvc"
@@ -234,7 +240,8 @@ def test_minilm_folder_round_trip_loads_in_sentence_transformers(tmp_path):
     st = pytest.importorskip("sentence_transformers", reason="MiniLM check needs sentence-transformers")
     import shutil
 
-    from pyweightvc.bench import fidelity, models
+    pytest.importorskip("pyweightvc_bench", reason=BENCH)
+    from pyweightvc_bench import fidelity, models
 
     os.environ["HF_HUB_OFFLINE"] = "1"
     src = tmp_path / "minilm"

@@ -3,11 +3,18 @@ measurement written to an output folder (results.json, results.csv, report.md,
 figures/*.png).
 
     pyweightvc bench [--suite quick|full] [--out DIR] [--models a,b] [--repeats N]
-                     [--nncodec setup|auto|off] [--publish docs/benchmarks.md]
+                     [--nncodec auto|setup|off] [--publish docs/benchmarks.md]
                      [--variant NAME ... --update]
+
+(``pyweightvc-bench`` takes the same arguments; cli.py defines them.)
 
 ``quick`` checks the whole harness end to end in a minute or two (the MNIST
 MLP, a few settings); ``full`` is the documented run behind docs/benchmarks.md.
+
+NNCodec, a peer, runs in a virtual environment of its own (about 6 GB:
+nncodec_peer.py). By default (``auto``) it runs only if that environment is
+already set up, and is otherwise reported as not run; ``--nncodec setup``
+creates the environment when missing, ``--nncodec off`` leaves NNCodec out.
 """
 
 from __future__ import annotations
@@ -255,7 +262,7 @@ def merge_results(old: dict, new: dict, suite: Suite) -> dict:
 
 
 def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Optional[int] = None,
-        nncodec: str = "setup", nncodec_venv: Optional[Path] = None, progress: bool = True,
+        nncodec: str = "auto", nncodec_venv: Optional[Path] = None, progress: bool = True,
         variants: Optional[list[str]] = None, update: bool = False,
         log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
     """Run a suite; returns (and writes to `out`) every measurement.
@@ -264,6 +271,9 @@ def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Op
     a peer's variant is "default" too, so give e.g. ["rotated"] to re-measure one
     pyweightvc variant alone). update: merge into the results already in `out`
     (rows measured now replace the same rows there) instead of starting anew.
+    nncodec: "auto" runs NNCodec if its environment (nncodec_venv, default
+    nncodec_peer.default_venv()) is ready, "setup" creates it when missing (about
+    6 GB), "off" leaves NNCodec out; where it does not run, its rows say why.
     """
     from tqdm import tqdm
 

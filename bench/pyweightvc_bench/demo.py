@@ -2,7 +2,7 @@
 checkpoint with the ``pyweightvc`` command, reload the .wvc file into the network
 (strict=True), and report size and fidelity.
 
-    python -m pyweightvc.bench.demo [--qp 24] [--preset fast] [--workdir DIR] [--photos-per-image 8]
+    python -m pyweightvc_bench.demo [--qp 24] [--preset fast] [--workdir DIR] [--photos-per-image 8]
 
 Fidelity: weight SNR of the compressed tensors, and top-1 / top-5 agreement and
 KL divergence of the compressed network against the original on crops of real
@@ -21,7 +21,7 @@ import numpy as np
 
 import pyweightvc as wvc
 from pyweightvc import cli
-from pyweightvc.bench import fidelity, nets, photos
+from pyweightvc_bench import fidelity, nets, photos
 
 
 def main(argv=None) -> int:

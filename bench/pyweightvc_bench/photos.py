@@ -45,16 +45,24 @@ def _resize(img, size: int):
                          mode="bilinear", align_corners=False, antialias=True)[0]
 
 
+# shorter side before cropping, for 224-pixel crops; other crop sizes scale them
+RESIZE_SCALES = (256, 320, 400)
+
+
 def batch(mean, std, per_photo: int = 16, size: int = 224, seed: int = 0):
     """A float tensor (N, 3, size, size) of normalised crops: per photo, centre and
-    random crops at resize scales 256, 320 and 400, half of them mirrored."""
+    random crops with the shorter side resized to 256, 320 and 400 pixels (for
+    size 224; in proportion for other sizes), half of them mirrored."""
     import torch
 
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    scales = [round(s * size / 224) for s in RESIZE_SCALES]
     rng = np.random.default_rng(seed)
     crops = []
     for img in photos():
         for k in range(per_photo):
-            resized = _resize(img, (256, 320, 400)[k % 3])
+            resized = _resize(img, scales[k % 3])
             h, w = resized.shape[-2:]
             if k == 0:
                 y, x = (h - size) // 2, (w - size) // 2

@@ -1,4 +1,4 @@
-"""PNG figures of a harness run (matplotlib, optional dependency pyweightvc[bench])."""
+"""PNG figures of a harness run (matplotlib, a dependency of pyweightvc-bench)."""
 
 from __future__ import annotations
 
@@ -40,7 +40,8 @@ def _plt():
     try:
         import matplotlib
     except ImportError as exc:
-        raise ModuleNotFoundError("figures need matplotlib: pip install 'pyweightvc[bench]'") from exc
+        raise ModuleNotFoundError("figures need matplotlib (a dependency of pyweightvc-bench): "
+                                  "pip install matplotlib") from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
