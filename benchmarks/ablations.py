@@ -23,11 +23,11 @@ import zlib
 
 import numpy as np
 import torch
+from pyweightvc_bench import fidelity, models
+from pyweightvc_bench.data import sentences
 
 import pyweightvc as wvc
 from pyweightvc import cli
-from pyweightvc_bench import fidelity, models
-from pyweightvc_bench.data import sentences
 
 
 def coders_section():

@@ -1,6 +1,6 @@
 """How low the measured allocation may take a tensor, and what it chose per
 matrix: a small trained net searched by pyweightvc.rate.save_file_for_accuracy(
-allocate="measured") with the floor pyweightvc.rate.ALLOCATE_MIN_SNR_DB set to
+allocate="measured") with the floor pyweightvc.search.ALLOCATE_MIN_SNR_DB set to
 each value given.
 
     python benchmarks/allocation_floor.py [--model mlp_mnist|cnn_fashion] [--lossy]
@@ -28,9 +28,10 @@ import os
 import tempfile
 from pathlib import Path
 
-import pyweightvc as wvc
-from pyweightvc import rate
 from pyweightvc_bench import data, subjects
+
+import pyweightvc as wvc
+from pyweightvc import rate, search
 
 MODELS = {"mlp_mnist": subjects.MlpMnist, "cnn_fashion": subjects.CnnFashion}
 
@@ -58,29 +59,28 @@ def main(argv=None) -> int:
         validation = torch.from_numpy(mnist["x_val"]), torch.from_numpy(mnist["y_val"])
         line += f"; fp32 validation accuracy {subject.accuracy(weights, *validation):.4f}"
     print(line)
-    default = rate.ALLOCATE_MIN_SNR_DB
+    default = search.ALLOCATE_MIN_SNR_DB
     with tempfile.TemporaryDirectory() as work:
         path = os.path.join(work, "model.wvc")
         for floor in (float(f) for f in args.floors.split(",")):
-            rate.ALLOCATE_MIN_SNR_DB = floor
+            search.ALLOCATE_MIN_SNR_DB = floor
             try:
                 found = rate.save_file_for_accuracy(weights, path, subject.score, max_drop, policy=policy,
                                                     allocate="measured")
             finally:
-                rate.ALLOCATE_MIN_SNR_DB = default
+                search.ALLOCATE_MIN_SNR_DB = default
             held = "" if validation is None else \
                 f", validation {subject.accuracy(wvc.load_file(path), *validation):.4f}"
-            print(f"floor {floor:g} dB: {os.path.getsize(path):,} B, test accuracy {found['score']:.4f}{held}, "
-                  f"shared target {found['target_snr_db']:.2f} dB")
+            print(f"floor {floor:g} dB: {os.path.getsize(path):,} B, test accuracy {found.score:.4f}{held}, "
+                  f"shared target {found.target_snr_db:.2f} dB")
             with wvc.safe_open(path) as f:
-                for name in found["qps"]:
+                for name in found.qps:
                     e = f.entry(name)
                     setting = f"min_step {e['min_step']:.4g}" if e.get("lossless") else f"QP {e['qp']}"
                     print(f"    {name} {'x'.join(map(str, e['shape']))}: {setting}")
-            for e in found["evaluations"]:
-                if "budget" in e:
-                    print(f"    budget {e['budget']:>9,.0f}: {e['bytes']:>9,d} B, accuracy {e['score']:.4f}, "
-                          f"knobs {e['knobs']}")
+            for e in found.evaluations:
+                if e.budget is not None:
+                    print(f"    budget {e.budget:>9,.0f}: {e.bytes:>9,d} B, accuracy {e.score:.4f}, knobs {e.knobs}")
     return 0
 
 

@@ -21,9 +21,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from pyweightvc_bench import methods, subjects
 
 import pyweightvc as wvc
-from pyweightvc_bench import methods, subjects
 
 CONV_SETTINGS = {
     "int8 levels, per channel (default)": {},

@@ -23,10 +23,10 @@ import sys
 import time
 
 import numpy as np
-
-import pyweightvc as wvc
 from pyweightvc_bench.fidelity import weight_snr_db as snr_db
 from pyweightvc_bench.models import real_matrices
+
+import pyweightvc as wvc
 
 QPS = [12, 18, 24, 30, 36]
 

@@ -72,7 +72,6 @@ def run_ocr(model_path: str, inputs, repeats: int = 3) -> tuple[float, float]:
 
 def mobilenet_onnx(path: str) -> None:
     import torch
-
     from pyweightvc_bench import nets
 
     net = nets.pretrained("mobilenet_v2")

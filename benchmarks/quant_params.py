@@ -21,11 +21,10 @@ import tempfile
 import zlib
 from pathlib import Path
 
-import numpy as np
+from pyweightvc_bench import subjects
 
 import pyweightvc as wvc
 from pyweightvc import rate
-from pyweightvc_bench import subjects
 
 STORAGE = {"efficientnet_lite0": "int8", "mobilenet_v2": "int8", "minilm": "hevc"}
 MIN_STEPS = (0.0, 0.002, 0.003)
@@ -49,7 +48,8 @@ def main(argv=None) -> int:
             names = [n for n, x in weights.items()
                      if policy.plan(n, str(x.dtype), tuple(x.shape)).storage == STORAGE[model]]
             n_weights = sum(weights[n].size for n in names)
-            medians[model] = rate._median_row_step(weights, policy, names)
+            plans = {n: policy.plan(n, str(weights[n].dtype), tuple(weights[n].shape)) for n in names}
+            medians[model] = rate.median_row_step(weights, plans, names)
             for step in MIN_STEPS:
                 per_tensor = [wvc.quantize(weights[n], per_channel=True, min_step=step)[1] for n in names]
                 raw = sum(s.size * 4 for s in per_tensor)

@@ -23,9 +23,9 @@ import json
 import sys
 
 import numpy as np
+from pyweightvc_bench import models
 
 import pyweightvc as wvc
-from pyweightvc_bench import models
 
 QPS = (16, 20, 24, 28, 32, 36)
 

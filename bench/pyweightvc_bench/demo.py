@@ -26,8 +26,8 @@ from pyweightvc_bench import fidelity, nets, photos
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--qp", type=int, default=wvc.codec.DEFAULT_QP)
-    ap.add_argument("--preset", default=wvc.codec.DEFAULT_PRESET, choices=wvc.codec.PRESETS)
+    ap.add_argument("--qp", type=int, default=wvc.DEFAULT_QP)
+    ap.add_argument("--preset", default=wvc.DEFAULT_PRESET, choices=wvc.settings.PRESETS)
     ap.add_argument("--model", default="mobilenet_v2", choices=sorted(nets.CLASSIFIERS))
     ap.add_argument("--workdir", help="where the checkpoint and .wvc files go (default: a temporary folder)")
     ap.add_argument("--photos-per-image", type=int, default=8, help="crops per bundled photo (default 8)")

@@ -108,7 +108,7 @@ def against_qp(plt, results, model, path: Path) -> None:
     ylabel, scale = _metric_axis(s)
     rows = [r for r in ok_rows(results, model) if r["method"] == "pyweightvc" and r["variant"] in QP_VARIANTS]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
-    for (method, variant), rs in _series(rows).items():
+    for (_, variant), rs in _series(rows).items():
         rs = sorted(rs, key=lambda r: r["knob"])
         qp = [r["knob"] for r in rs]
         a1.plot(qp, [r["bytes"] / 1e6 for r in rs], marker="o", linestyle=STYLES[variant], label=variant)

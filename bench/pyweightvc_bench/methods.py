@@ -114,8 +114,8 @@ def pyweightvc_policy(setting: Setting) -> wvc.Policy:
     if o.get("conv_min_step"):  # one absolute step for the conv kernels' narrow channels
         conv["min_step"] = o["conv_min_step"]
     overrides = {key: s for key, s in (("kind:linear", linear), ("kind:conv", conv)) if s}
-    return wvc.Policy(o.get("qp", wvc.codec.DEFAULT_QP), lossless=lossless, per_channel=o.get("per_channel", True),
-                      preset=o.get("preset", wvc.codec.DEFAULT_PRESET), rotate=o.get("rotate", False),
+    return wvc.Policy(o.get("qp", wvc.DEFAULT_QP), lossless=lossless, per_channel=o.get("per_channel", True),
+                      preset=o.get("preset", wvc.DEFAULT_PRESET), rotate=o.get("rotate", False),
                       overrides=overrides or None)
 
 
@@ -143,14 +143,14 @@ def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int
                                                 curve_cache=context.setdefault("curves", {}),
                                                 search_min_step=o.get("search_min_step"),
                                                 allocate=o.get("allocate", "shared"))
-            steps = sorted({e["min_step"] for e in found["header"].values()
+            steps = sorted({e["min_step"] for e in found.header.values()
                             if isinstance(e, dict) and e.get("lossless") and e.get("min_step")})
-            chosen.append(f"{found['target_snr_db']:.2f} dB" + (f", min_step {found['min_step']:.3g}"
-                                                                  if found["min_step"] else "")
+            chosen.append(f"{found.target_snr_db:.2f} dB" + (f", min_step {found.min_step:.3g}"
+                                                              if found.min_step else "")
                           + (", steps " + "/".join(f"{v:.3g}" for v in steps) if steps else
-                             ", QPs " + "/".join(map(str, sorted(set(found["qps"].values()))))
-                             if found["sensitivity"] else ""))
-            return found["header"]
+                             ", QPs " + "/".join(map(str, sorted(set(found.qps.values()))))
+                             if found.sensitivity else ""))
+            return found.header
         repeats = 1
     elif o.get("target_snr_db") is not None:
         write, repeats = (lambda: wvc.save_file(weights, path, policy=policy)), 1
