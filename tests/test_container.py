@@ -1,6 +1,5 @@
 """.wvc model files: round trips, policy, laziness, golden bytes, hostile files."""
 
-import hashlib
 import json
 import os
 import struct
@@ -121,12 +120,10 @@ GOLDEN_MODELS = {
 
 @pytest.mark.parametrize("stem", GOLDEN_MODELS)
 def test_golden_bytes(stem):
-    """The committed files of a fixed tiny model keep their exact bytes (format
-    stability) and keep loading to the committed values."""
+    """The committed files of a fixed tiny model keep loading to the committed values
+    (test_golden_bytes_reproduced checks that today's writer makes the same bytes)."""
     path = DATA / f"{stem}.wvc"
     expected = json.loads((DATA / f"{stem}.json").read_text())
-    data = path.read_bytes()
-    assert hashlib.sha256(data).hexdigest() == expected["sha256"]
     out = wvc.load_file(str(path))
     assert list(out) == expected["keys"]
     ref = np.load(DATA / f"{stem}.expected.npz")
@@ -406,3 +403,18 @@ def test_min_step_from_the_command_line(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["compress", str(src), "-o", str(out), "--override", "kind:conv=min_step:-1"]) == 2
     assert "min_step must be a finite number >= 0" in capsys.readouterr().err
+
+
+def test_non_finite_values_in_raw_tensors_are_kept_and_reported(tmp_path):
+    """A large tensor with NaN is refused (it cannot be quantised); a small one stored
+    raw keeps it bit for bit, with a warning naming the tensor and the element."""
+    small = np.array([0.5, -np.inf, np.nan, 1.0], np.float32)
+    path = str(tmp_path / "m.wvc")
+    with pytest.warns(UserWarning, match=r"tensor 'mask': 2 non-finite value\(s\), the first -inf at flat index 1"):
+        wvc.save_file({"mask": small, "ids": np.arange(4)}, path)
+    back = wvc.load_file(path)["mask"]
+    assert np.array_equal(back, small, equal_nan=True)
+    big = np.ones((64, 64), np.float32)
+    big[3, 5] = np.nan
+    with pytest.raises(ValueError, match="tensor 'w': weights must be finite, found NaN at row 3, column 5"):
+        wvc.save_file({"w": big}, path)

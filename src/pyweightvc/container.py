@@ -14,6 +14,7 @@ import math
 import mmap
 import os
 import struct
+import warnings
 import zlib
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -101,6 +102,19 @@ class _Encoded:
     data: bytes
 
 
+def _warn_non_finite(name: str, x: Any) -> None:
+    """Raw storage keeps NaN and Inf bit for bit (masks hold -inf on purpose), but a
+    weight that is not finite is usually a broken checkpoint: say so, like the
+    quantised path, which refuses them."""
+    if dtype_name(x) not in ("float32", "float16", "bfloat16", "float64"):
+        return
+    values = x.detach().cpu().float().numpy() if is_torch_tensor(x) else np.asarray(x)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        warnings.warn(f"tensor {name!r}: {bad.size} non-finite value(s), the first {values.flat[bad[0]]} at flat index "
+                      f"{bad[0]}; stored raw, exactly as given", stacklevel=3)
+
+
 def _encode_tensor(x: Any, plan: TensorPlan, threads: Optional[int]) -> _Encoded:
     dtype = dtype_name(x)
     shape = _shape(x)
@@ -186,6 +200,8 @@ def save_file(
         if key is not None:
             first_of[key] = name
         plans[name] = policy.plan(name, dtype_name(x), _shape(x))
+        if plans[name].storage == "raw":
+            _warn_non_finite(name, x)
 
     def work(name: str) -> _Encoded:
         try:
