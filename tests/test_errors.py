@@ -128,8 +128,9 @@ def test_consistent_checksums_but_garbage_stream(blob):
 
 def test_picture_hash_verified(blob):
     # Every picture carries a CRC of its decoded samples (a suffix SEI, the last
-    # NAL unit); libde265 checks it, so a decoder that reconstructed a different
-    # picture than the encoder would fail loudly.
+    # NAL unit); the decoder checks each picture against it, so a decoder that
+    # reconstructed a different picture than the encoder would fail loudly
+    # (tests/test_picture_verify.py has the multi-picture cases).
     payload = bytearray(blob[wvc.read_header(blob).payload_offset :])
     payload[-3] ^= 0x01
     with pytest.raises(wvc.DecoderError, match="checksum mismatch"):

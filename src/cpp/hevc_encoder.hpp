@@ -15,7 +15,7 @@ namespace wvc {
 struct EncoderSettings {
     int qp = 24;                  // 0..51, ignored when lossless
     bool lossless = false;
-    std::string preset = "medium";
+    std::string preset;           // an x265 preset name (kPresets); no default: the caller chooses
     int threads = 0;              // 0: all cores
     // Extra x265 options (name, value) applied after ours, e.g. {"rdoq-level", "1"}.
     std::vector<std::pair<std::string, std::string>> extra;

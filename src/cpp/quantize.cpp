@@ -165,8 +165,6 @@ size_t dtype_size(DType dtype) {
     return 0;
 }
 
-float half_to_float(uint16_t h) { return half_bits_to_float(h); }
-
 uint16_t float_to_half(float f) {
     // Round to nearest even, overflow to Inf, subnormals through a float addition
     // that aligns the half subnormal step (2^-24) with the float's last bit.

@@ -90,8 +90,7 @@ void plane_block_to_output(const uint8_t* plane, ptrdiff_t stride, size_t h, siz
 void dequantize_levels(const int8_t* levels, size_t rows, size_t cols, const QuantParams& params,
                        void* dst, OutType out_type, int threads);
 
-// Scalar conversions, exposed for tests.
-float half_to_float(uint16_t h);
+// Scalar conversions to the 16-bit output types (round to nearest even).
 uint16_t float_to_half(float f);
 uint16_t float_to_bfloat16(float f);
 

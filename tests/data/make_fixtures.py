@@ -77,6 +77,14 @@ def main_v2():
     write("v2_f32_lossless_3bit_dense", w, lossless=True, bits=3)
 
 
+def main_multiframe():
+    """A version-1 blob of six pictures whose sides are not multiples of 8 (34 x 38
+    tiles, which x265 pads to 40 x 40): written before the decoder checked every
+    picture's hash, so it pins that the check reads the format as it was."""
+    w = (np.random.default_rng(2028).standard_normal((100, 75)) * 0.05).astype(np.float32)
+    write("v1_f32_qp24_multiframe", w, qp=24, max_frame_side=40)
+
+
 def main_zlib_params():
     """A .wvc file with an int8 entry of coder "zlib-params" (parameters deflated)."""
     write_container("tiny_model_v1_zlib_params")
@@ -85,4 +93,4 @@ def main_zlib_params():
 if __name__ == "__main__":
     import sys
 
-    {"v1": main, "v2": main_v2, "zlib-params": main_zlib_params}[sys.argv[1] if len(sys.argv) > 1 else "zlib-params"]()
+    {"v1": main, "v2": main_v2, "zlib-params": main_zlib_params, "multiframe": main_multiframe}[sys.argv[1] if len(sys.argv) > 1 else "zlib-params"]()
