@@ -14,10 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 
 import numpy as np
+from tqdm import tqdm
 
 import pyweightvc as wvc
 from pyweightvc import cli
@@ -79,9 +81,15 @@ def main(argv=None) -> int:
               f"{8 * g['bytes'] / g['weights']:>7.3f} {snr:>14.2f}")
 
     _, mean, std = nets.CLASSIFIERS[args.model]
+    print("\ncropping the bundled photos ...", flush=True)
     x = photos.batch(mean, std, per_photo=args.photos_per_image)
-    with torch.no_grad():
-        agreement = fidelity.classifier_agreement(original(x), compressed(x))
+    outputs: dict = {"original": [], "compressed": []}
+    with torch.no_grad(), tqdm(total=2 * len(x), unit=" crops", desc="running both networks", file=sys.stderr) as bar:
+        for chunk in torch.split(x, 16):
+            for key, net in (("original", original), ("compressed", compressed)):
+                outputs[key].append(net(chunk))
+                bar.update(len(chunk))
+    agreement = fidelity.classifier_agreement(torch.cat(outputs["original"]), torch.cat(outputs["compressed"]))
     print(f"\nfidelity on {agreement['inputs']} crops of real photos: "
           f"top-1 agreement {100 * agreement['top1_agreement']:.1f} %, "
           f"top-5 agreement {100 * agreement['top5_agreement']:.1f} %, "
