@@ -30,7 +30,7 @@ from .codec import Decoder, Encoder, QuantizedTensor, quantize, read_header
 from .errors import ContainerError, WeightVCError
 from .policy import Policy, TensorPlan
 from .settings import DEFAULT_QP
-from .targets import encode_to_target, resolve_rotate
+from .targets import encode_to_target, resolve_rotate, step_for_snr
 
 FORMAT_NAME = "pyweightvc"
 FORMAT_VERSION = "1"
@@ -138,6 +138,9 @@ def _encode_tensor(x: Any, plan: TensorPlan, threads: Optional[int]) -> _Encoded
         entry.update({"qp": plan.qp, "lossless": plan.lossless, "preset": plan.preset, **quant})
         return _Encoded(entry, enc.encode(x))
     # int8: the levels kept exactly, deflate-coded; scales and zero points first
+    if plan.target_snr_db is not None:  # the coarsest step that keeps the target
+        quant["min_step"] = max(plan.min_step, step_for_snr(x, plan.target_snr_db, threads=threads, **quant))
+        entry["target_snr_db"] = plan.target_snr_db
     levels, scale, zero_point = quantize(x, threads=threads, **quant)
     zp = b"" if plan.symmetric else zero_point.astype("<i4").tobytes()  # symmetric: all zero
     params = scale.astype("<f4").tobytes() + zp

@@ -251,6 +251,12 @@ class Policy:
                 chooser["qp"] = self.qp
             if chooser["lossless"] or chooser["target_snr_db"] is not None or chooser["target_bpw"] is not None:
                 chooser["qp"] = None
+        elif storage == "int8":
+            # kept levels: a weight-SNR target sets their step (targets.step_for_snr); nothing else applies
+            if merged.get("qp") is not None or merged.get("lossless") or merged.get("target_bpw") is not None:
+                raise ValueError(f"tensor {name!r}: storage \"int8\" keeps the levels exactly; of qp, lossless and "
+                                 f"the targets it takes target_snr_db only")
+            chooser["target_snr_db"] = merged.get("target_snr_db", plan.target_snr_db)
         merged.update(chooser)
         return replace(plan, storage=storage, **merged)
 

@@ -22,8 +22,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from ._arrays import BF16, I8, as_matrix
-from ._core import rotate_forward, rotation_block
+from ._arrays import BF16, F32, I8, OUT_F32, as_matrix
+from ._core import compute_params, dequantize_levels, quantize_levels, rotate_forward, rotation_block
 from .codec import Decoder, Encoder
 from .errors import Unreachable
 from .policy import TensorPlan
@@ -31,7 +31,10 @@ from .settings import DEFAULT_QP, check
 
 PROBE_ELEMENTS = 1 << 18  # trial encodes on about this many weights
 PROBE_BLOCK_ROWS = 32
-LOSSLESS_RIVAL_QP = 12  # at or below this QP, lossless is tried as well
+LOSSLESS_RIVAL_QP = 12  # at or below this QP, lossless is tried as well ...
+# ... unless the lossy blob takes less than this share of the levels' entropy per
+# weight (lossless HEVC coding of the levels takes about their entropy or more)
+LOSSLESS_ENTROPY_SHARE = 0.9
 # Weight SNR gained per extra bit per weight, to compare encodes of unequal SNR:
 # the high-rate slope of a uniform quantiser. Real weights through x265 measure
 # 4.7-5.9 dB per bit between QP 16 and 36 (rate_ideas.py baselines, docs/rate.md),
@@ -121,6 +124,133 @@ def rotation_pays(x: Any, qp: int = DEFAULT_QP, **options: Any) -> bool:
 
 
 
+# HEVC noise power per 8-bit picture sample, as a multiple of the quantiser step
+# squared (Qstep = 2^((QP - 4) / 6)), per QP: on ten real weight matrices (MobileNetV2,
+# MiniLM, ddddocr; 32 x 27 to 30522 x 384) it measured 0.06-0.106 between QP 8 and 40
+# (benchmarks/snr_model.py); the table holds the upper values, so predictions err
+# towards finer QPs.
+_QSTEP_NOISE = ((0, 0.10), (8, 0.097), (12, 0.08), (16, 0.091), (20, 0.088), (24, 0.086), (28, 0.087),
+                (32, 0.093), (36, 0.10), (40, 0.106), (51, 0.12))
+
+
+def predicted_snr_db(m, qps: np.ndarray, **options: Any) -> np.ndarray:
+    """Weight SNR the noise model predicts for the matrix `m` (as_matrix) at each QP:
+    the 8-bit levels' own rounding noise (computed exactly) plus the codec's,
+    _QSTEP_NOISE x Qstep^2 per sample in each row's scale. Only for 8-bit levels;
+    rotate=True: of the rotated matrix (the same SNR, as the rotation is orthogonal)."""
+    data, code = m.data, m.dtype_code
+    threads = int(options.get("threads") or 0)
+    if options.get("rotate"):
+        data, code = rotate_forward(data, code, rotation_block(data.shape[1]), 0, threads), F32
+        values = data.astype(np.float64)
+    else:
+        values = _values(m)
+    scale, zero_point, symmetric = compute_params(data, code, 8, options.get("symmetric", True),
+                                                  options.get("per_channel", False), threads,
+                                                  float(options.get("min_step", 0.0)))
+    levels = quantize_levels(data, code, scale, zero_point, 8, symmetric, threads)
+    back = np.empty(data.shape, np.float32)
+    dequantize_levels(levels, scale, zero_point, 8, symmetric, back, OUT_F32, threads)
+    signal = float(np.square(values).sum())
+    int8_noise = float(np.square(values - back).sum())
+    rows, cols = data.shape
+    sample_scale2 = float(np.square(scale.astype(np.float64)).sum()) * (cols if scale.size == rows else rows * cols)
+    k = np.interp(qps, [q for q, _ in _QSTEP_NOISE], [v for _, v in _QSTEP_NOISE])
+    noise = int8_noise + sample_scale2 * k * 2.0 ** ((np.asarray(qps, np.float64) - 4) / 3)
+    return 10 * np.log10(signal / noise)
+
+
+def predicted_qp(m, target_snr_db: float, **options: Any) -> int:
+    """The largest QP whose predicted weight SNR reaches the target (0 if none; 24
+    where the model does not apply: levels narrower than 8 bits, int8 input)."""
+    if options.get("bits", 8) != 8 or m.dtype_code == I8:
+        return DEFAULT_QP
+    qps = np.arange(52)
+    good = qps[predicted_snr_db(m, qps, **options) >= target_snr_db]
+    return int(good.max()) if good.size else 0
+
+
+def step_for_snr(x: Any, target_snr_db: float, **options: Any) -> float:
+    """The largest smallest-step (``min_step``) whose levels still reach the target
+    weight SNR when kept exactly (storage "int8", or HEVC lossless): levels of one
+    step are the cheapest to code for a given noise (their noise is step^2 / 12 per
+    weight). Rows whose max-abs step is coarser keep it. 0.0 when even the max-abs
+    steps miss the target (the plain levels are then the closest). Bisection on the
+    quantisation SNR itself: no encode. options: bits, symmetric, per_channel, threads."""
+    target = check("target_snr_db", target_snr_db)
+    m = as_matrix(x)
+    values = _values(m)
+    signal = float(np.square(values).sum())
+    threads = int(options.get("threads") or 0)
+    bits = options.get("bits", 8)
+    symmetric, per_channel = options.get("symmetric", True), options.get("per_channel", False)
+
+    def snr(step: float) -> float:
+        scale, zero_point, sym = compute_params(m.data, m.dtype_code, bits, symmetric, per_channel, threads, step)
+        levels = quantize_levels(m.data, m.dtype_code, scale, zero_point, bits, sym, threads)
+        back = np.empty(m.data.shape, np.float32)
+        dequantize_levels(levels, scale, zero_point, bits, sym, back, OUT_F32, threads)
+        noise = float(np.square(values - back).sum())
+        return math.inf if noise == 0 else 10 * math.log10(signal / noise) if signal else -math.inf
+
+    if signal == 0 or snr(0.0) < target:
+        return 0.0
+    # uniform-noise estimate, then bisection on a log scale to 1 % of the step
+    guess = math.sqrt(12 * signal / values.size * 10 ** (-target / 10))
+    lo, hi = guess / 4, guess * 4
+    while snr(lo) < target:
+        lo /= 4
+    while snr(hi) >= target:
+        lo, hi = hi, hi * 4
+    while hi / lo > 1.01:
+        mid = math.sqrt(lo * hi)
+        if snr(mid) >= target:
+            lo = mid
+        else:
+            hi = mid
+    return float(np.float32(lo))
+
+
+def _level_entropy(m, options: dict) -> float:
+    """Entropy in bits of the tensor's 8-bit levels (of its bits-wide ones if set)."""
+    if m.dtype_code == I8:
+        levels = m.data
+    else:
+        data, code = m.data, m.dtype_code
+        threads = int(options.get("threads") or 0)
+        if options.get("rotate"):
+            data, code = rotate_forward(data, code, rotation_block(data.shape[1]), 0, threads), F32
+        bits = options.get("bits", 8)
+        scale, zero_point, symmetric = compute_params(data, code, bits, options.get("symmetric", True),
+                                                      options.get("per_channel", False), threads,
+                                                      float(options.get("min_step", 0.0)))
+        levels = quantize_levels(data, code, scale, zero_point, bits, symmetric, threads)
+    counts = np.bincount(levels.reshape(-1).view(np.uint8), minlength=256)
+    p = counts[counts > 0] / levels.size
+    return float(-(p * np.log2(p)).sum())
+
+
+def _bracket(passes, start: int) -> tuple[int, int]:
+    """(lo, hi) with passes(lo) (or lo = -1) and not passes(hi) (or hi = 52), hi - lo
+    small, found from `start` with steps doubling away from it."""
+    step = 1
+    if passes(start):
+        lo = start
+        while lo < 51:
+            q = min(lo + step, 51)
+            if not passes(q):
+                return lo, q
+            lo, step = q, 2 * step
+        return 51, 52
+    hi = start
+    while hi > 0:
+        q = max(hi - step, 0)
+        if passes(q):
+            return q, hi
+        hi, step = q, 2 * step
+    return -1, 0
+
+
 def encode_to_target(x: Any, target_snr_db: Optional[float] = None, target_bpw: Optional[float] = None,
                      **options: Any) -> tuple[bytes, Choice]:
     """Encode `x` at the QP that meets one target; returns (blob, Choice).
@@ -146,11 +276,16 @@ def encode_to_target(x: Any, target_snr_db: Optional[float] = None, target_bpw: 
     def ok(result) -> bool:
         return result[2] >= target if want_snr else result[1] <= target
 
-    # monotone in QP: SNR falls and size shrinks as QP rises
-    lo, hi = -1, 52  # want_snr: ok(lo) holds, ok(hi) fails; otherwise the reverse
+    def passes(qp: int) -> bool:  # monotone: true up to the boundary QP, false past it
+        return ok(probe(qp)) == want_snr
+
+    # start where the noise model puts the boundary, bracket it by doubling steps,
+    # then bisect: about two probe encodes where the model is right
+    start = predicted_qp(m, target, **options) if want_snr else 26
+    lo, hi = _bracket(passes, start)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if ok(probe(mid)) == want_snr:
+        if passes(mid):
             lo = mid
         else:
             hi = mid
@@ -169,7 +304,7 @@ def encode_to_target(x: Any, target_snr_db: Optional[float] = None, target_bpw: 
 
     if 0 <= qp <= 51:
         blob, bpw, snr = full(qp)
-        if qp <= LOSSLESS_RIVAL_QP:
+        if qp <= LOSSLESS_RIVAL_QP and bpw > LOSSLESS_ENTROPY_SHARE * _level_entropy(m, options):
             # near QP 0 lossless coding of the levels can be both smaller and closer
             lblob, lbpw, lsnr = lossless()
             if ok((lblob, lbpw, lsnr)) and (lbpw < bpw if want_snr else lsnr > snr):
