@@ -250,10 +250,16 @@ def compress_folder(src: str, dst: str, policy: Optional[Policy] = None, *, thre
         manifest[target] = shard
         headers.update({f"{shard}:{k}": v for k, v in header.items()})
         size += os.path.getsize(os.path.join(dst, target))
-    _copy_other_files(src, dst, skip=lambda n: n in shards or n == FOLDER_MANIFEST)
+    finish_folder(src, dst, manifest)
+    return FolderResult(headers, size, manifest)
+
+
+def finish_folder(src: str, dst: str, manifest: dict) -> None:
+    """Copy the model folder's other files and write the manifest (.wvc file ->
+    shard), last: the shards must be written already."""
+    _copy_other_files(src, dst, skip=lambda n: n in manifest.values() or n == FOLDER_MANIFEST)
     text = json.dumps({"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "shards": manifest}, indent=1)
     atomic_write(os.path.join(dst, FOLDER_MANIFEST), lambda tmp: _write_text(tmp, text))
-    return FolderResult(headers, size, manifest)
 
 
 def _write_text(path: str, text: str) -> None:

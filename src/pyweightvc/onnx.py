@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import onnx
@@ -78,15 +78,13 @@ def _to_array(t: TensorProto) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def compress(model_or_path: Any, path: str, qp: int = DEFAULT_QP, policy: Optional[Policy] = None,
-             metadata: Optional[dict] = None, **options: Any) -> dict:
-    """Compress an ONNX model (path or ModelProto) into a .wvc file; returns its header.
-    Options: threads, and progress(name, elements) called as the weights are done
-    (those left in the graph at the end, in one call): :func:`float_elements` in all."""
+def extract(model_or_path: Any, policy: Policy) -> tuple[dict, list, onnx.ModelProto]:
+    """The tensors :func:`compress` stores: the weights the policy quantises (their
+    data cleared in the graph) and the graph itself under MODEL_KEY; with the list of
+    where each goes back, and the stripped graph."""
     model = onnx.ModelProto()
     model.CopyFrom(load(model_or_path))
     _check_references(model)
-    policy = policy or Policy(qp)
     tensors: dict = {}
     places = []  # (container key, "initializer" | "constant", initializer or node-output name)
 
@@ -110,9 +108,23 @@ def compress(model_or_path: Any, path: str, qp: int = DEFAULT_QP, policy: Option
             for attr in node.attribute:
                 if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
                     take(CONSTANT_PREFIX + node.output[0], attr.t, "constant", node.output[0])
-    skeleton = model.SerializeToString()
-    tensors[MODEL_KEY] = np.frombuffer(skeleton, dtype=np.uint8)
-    meta = {"onnx_tensors": json.dumps(places), **(metadata or {})}
+    tensors[MODEL_KEY] = np.frombuffer(model.SerializeToString(), dtype=np.uint8)
+    return tensors, places, model
+
+
+def places_metadata(places: list) -> dict:
+    """The __metadata__ entry that says where each extracted tensor goes back."""
+    return {"onnx_tensors": json.dumps(places)}
+
+
+def compress(model_or_path: Any, path: str, qp: int = DEFAULT_QP, policy: Optional[Policy] = None,
+             metadata: Optional[dict] = None, **options: Any) -> dict:
+    """Compress an ONNX model (path or ModelProto) into a .wvc file; returns its header.
+    Options: threads, and progress(name, elements) called as the weights are done
+    (those left in the graph at the end, in one call): :func:`float_elements` in all."""
+    policy = policy or Policy(qp)
+    tensors, places, model = extract(model_or_path, policy)
+    meta = {**places_metadata(places), **(metadata or {})}
     progress = options.pop("progress", None)
     kept = float_elements(model)  # the float weights left in the graph, stored as they are
 
@@ -161,49 +173,58 @@ def decompress(path: str, format: str = "float") -> onnx.ModelProto:
     with safe_open(path) as f:
         if MODEL_KEY not in f.keys():
             raise ValueError(f"{path}: not a .wvc file made from an ONNX model")
-        model = onnx.ModelProto()
-        model.ParseFromString(f.get_tensor(MODEL_KEY).tobytes())
         places = json.loads(f.metadata().get("onnx_tensors", "[]"))
-        opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
-        if format == "qdq" and opset < 13:
-            # per-axis DequantizeLinear needs opset 13: convert the graph (the
-            # converter rewrites ops whose signature changed, e.g. Squeeze, Split)
-            from onnx import version_converter
+        return rebuild(f.get_tensor(MODEL_KEY).tobytes(), places, f.get_tensor, f.get_int8, format)
 
-            try:
-                model = version_converter.convert_version(model, 13)
-            except Exception as exc:
-                raise ValueError(f"qdq export needs opset >= 13 and converting from opset {opset} failed: {exc}") from None
-            opset = 13
-        inits = {t.name: t for t in model.graph.initializer}
-        consts = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
-        dq_nodes = []
-        for key, kind, where in places:
-            if kind == "constant":
-                attr = next(a for a in consts[where].attribute if a.name == "value")
-                attr.t.CopyFrom(_float_tensor(attr.t.name, f.get_tensor(key), attr.t.data_type))
-                continue
-            t = inits[where]
-            if format == "float":
-                t.CopyFrom(_float_tensor(t.name, f.get_tensor(key), t.data_type))
-                continue
-            if t.data_type != TensorProto.FLOAT:
-                raise ValueError(f"qdq export needs float32 weights (tensor {where!r} is {_FLOAT_TYPES[t.data_type]})")
-            qt = f.get_int8(key)
-            if qt.rotation is not None:  # rotated levels need rotated inputs: this weight goes out as floats
-                t.CopyFrom(_float_tensor(t.name, f.get_tensor(key), t.data_type))
-                continue
-            per_channel = qt.scale.size > 1
-            q_name, s_name, z_name = f"{where}_quantized", f"{where}_scale", f"{where}_zero_point"
-            t.CopyFrom(numpy_helper.from_array(qt.levels, q_name))
-            scale = qt.scale if per_channel else qt.scale.reshape(())
-            zero = qt.zero_point.astype(np.int8) if per_channel else qt.zero_point.astype(np.int8).reshape(())
-            model.graph.initializer.extend([numpy_helper.from_array(scale.astype(np.float32), s_name),
-                                            numpy_helper.from_array(zero, z_name)])
-            node = helper.make_node("DequantizeLinear", [q_name, s_name, z_name], [where], name=f"{where}_dequantize")
-            if per_channel:
-                node.attribute.append(helper.make_attribute("axis", 0))
-            dq_nodes.append(node)
+
+def rebuild(skeleton: bytes, places: list, get_tensor: Callable[[str], np.ndarray],
+            get_int8: Optional[Callable[[str], Any]] = None, format: str = "float") -> onnx.ModelProto:
+    """The model from its stripped graph and its extracted tensors (get_tensor(key)
+    -> decoded values; get_int8(key) -> levels and scales, for format="qdq")."""
+    model = onnx.ModelProto()
+    model.ParseFromString(skeleton)
+    opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
+    if format == "qdq" and opset < 13:
+        # per-axis DequantizeLinear needs opset 13: convert the graph (the
+        # converter rewrites ops whose signature changed, e.g. Squeeze, Split)
+        from onnx import version_converter
+
+        try:
+            model = version_converter.convert_version(model, 13)
+        except Exception as exc:
+            raise ValueError(f"qdq export needs opset >= 13 and converting from opset {opset} failed: {exc}") from None
+        opset = 13
+    inits = {t.name: t for t in model.graph.initializer}
+    consts = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+    dq_nodes = []
+    for key, kind, where in places:
+        if kind == "constant":
+            attr = next(a for a in consts[where].attribute if a.name == "value")
+            attr.t.CopyFrom(_float_tensor(attr.t.name, get_tensor(key), attr.t.data_type))
+            continue
+        t = inits[where]
+        if format == "float":
+            t.CopyFrom(_float_tensor(t.name, get_tensor(key), t.data_type))
+            continue
+        if t.data_type != TensorProto.FLOAT:
+            raise ValueError(f"qdq export needs float32 weights (tensor {where!r} is {_FLOAT_TYPES[t.data_type]})")
+        if get_int8 is None:
+            raise ValueError("format=\"qdq\" needs the tensors' integer levels (get_int8)")
+        qt = get_int8(key)
+        if qt.rotation is not None:  # rotated levels need rotated inputs: this weight goes out as floats
+            t.CopyFrom(_float_tensor(t.name, get_tensor(key), t.data_type))
+            continue
+        per_channel = qt.scale.size > 1
+        q_name, s_name, z_name = f"{where}_quantized", f"{where}_scale", f"{where}_zero_point"
+        t.CopyFrom(numpy_helper.from_array(qt.levels, q_name))
+        scale = qt.scale if per_channel else qt.scale.reshape(())
+        zero = qt.zero_point.astype(np.int8) if per_channel else qt.zero_point.astype(np.int8).reshape(())
+        model.graph.initializer.extend([numpy_helper.from_array(scale.astype(np.float32), s_name),
+                                        numpy_helper.from_array(zero, z_name)])
+        node = helper.make_node("DequantizeLinear", [q_name, s_name, z_name], [where], name=f"{where}_dequantize")
+        if per_channel:
+            node.attribute.append(helper.make_attribute("axis", 0))
+        dq_nodes.append(node)
     if dq_nodes:
         nodes = dq_nodes + list(model.graph.node)
         model.graph.ClearField("node")
