@@ -21,8 +21,8 @@ import time
 from importlib.metadata import entry_points
 from typing import Any, Optional
 
-from . import __version__, folders
-from .container import RAW_DTYPES, safe_open
+from . import __version__, fidelity, folders
+from .container import RAW_DTYPES, load_file, safe_open
 from .errors import ContainerError, DecoderError, EncoderError, FormatError, InputError, Unreachable, WeightVCError
 from .policy import Policy
 from .settings import DEFAULT_PRESET, DEFAULT_QP, PRESETS, check
@@ -126,7 +126,8 @@ def build_policy(args: argparse.Namespace) -> Policy:
     if args.rotate is not None:
         kwargs["rotate"] = {"off": False, "on": True, "auto": "auto"}[args.rotate]
     chosen = [flag for flag, v in (("--qp", args.qp), ("--lossless", args.lossless), ("--target-snr", args.target_snr),
-                                   ("--target-size", args.target_size)) if v is not None]
+                                   ("--target-size", args.target_size),
+                                   ("--target-fidelity", getattr(args, "target_fidelity", None))) if v is not None]
     if len(chosen) > 1:
         raise InputError(f"{' and '.join(chosen)} exclude each other: give one way to choose the QP")
     try:
@@ -218,7 +219,9 @@ def cmd_compress(args: argparse.Namespace) -> dict:
         raise InputError("--target-size works on one checkpoint file (.pt/.pth/.bin/.safetensors)")
     t0 = time.perf_counter()
     extra: dict[str, Any]
-    if folder:
+    if args.target_fidelity is not None:
+        header, size, extra = _compress_for_fidelity(args, policy, folder)
+    elif folder:
         with _progress_bar(folders.folder_elements(args.input), args, "compress") as bar:
             result = folders.compress_folder(args.input, args.output, policy, threads=args.threads,
                                              progress=lambda name, n: bar.update(n))
@@ -246,7 +249,76 @@ def cmd_compress(args: argparse.Namespace) -> dict:
                "seconds": round(time.perf_counter() - t0, 3)}
     if not args.json:
         print(f"wrote {args.output}: {_summary_line(summary)}; {summary['seconds']:.1f} s")
+    if args.check and "output_check" not in summary:
+        summary["output_check"] = _output_check(args.input, args.output, args)
     return summary
+
+
+def _compress_for_fidelity(args: argparse.Namespace, policy: Policy, folder: bool) -> tuple[dict, int, dict]:
+    if folder:
+        result = fidelity.compress_folder_for_fidelity(args.input, args.output, args.target_fidelity, policy,
+                                                       threads=args.threads)
+        size = sum(os.path.getsize(os.path.join(args.output, w)) for w in folders.read_manifest(args.output))
+    elif args.input.endswith(".onnx"):
+        _onnx_module()
+        result = fidelity.compress_onnx_for_fidelity(args.input, args.output, args.target_fidelity, policy,
+                                                     metadata={"source": os.path.basename(args.input),
+                                                               "source_kind": "onnx"}, threads=args.threads)
+        size = os.path.getsize(args.output)
+    else:
+        raise InputError("--target-fidelity needs a model with a graph to run: an .onnx file or a Hugging Face "
+                         "model folder (config.json and one .safetensors shard)")
+    header = {k: e for k, e in result.search.header.items() if k != "__onnx_model__"}
+    if not args.json:
+        print(result.check.text())
+    return header, size, {"output_check": _check_dict(result.check),
+                          "search": {"evaluations": len(result.search.evaluations),
+                                     "target_snr_db": result.search.target_snr_db}}
+
+
+def _check_dict(check: fidelity.OutputCheck) -> dict:
+    return {"probe": check.probe, "inputs": check.inputs, "fidelity": check.fidelity, "worst": check.worst,
+            "outputs": check.outputs}
+
+
+def _output_check(source: str, compressed: str, args: argparse.Namespace) -> dict:
+    """Compare the compressed model's outputs with the source's where a graph can be run;
+    a plain checkpoint gets its weight SNR per tensor."""
+    if source.endswith(".onnx"):
+        _onnx_module()
+        result = fidelity.check_onnx(source, compressed)
+    elif os.path.isdir(source) and fidelity.is_transformers_folder(source):
+        try:
+            result = fidelity.check_folder(source, compressed)
+        except ImportError:
+            return _weight_check(source, compressed, args, "transformers is not installed (pip install transformers)")
+        except (ValueError, OSError, KeyError) as exc:  # a config.json transformers cannot build a model from
+            return _weight_check(source, compressed, args, f"transformers cannot load the folder ({exc})")
+    else:
+        return _weight_check(source, compressed, args, "a checkpoint without a graph")
+    if not args.json:
+        print(result.text())
+    return _check_dict(result)
+
+
+def _weight_check(source: str, compressed: str, args: argparse.Namespace, why: str) -> dict:
+    if os.path.isdir(source):
+        original: dict = {}
+        for shard in folders.model_shards(source):
+            original.update({f"{shard}:{k}": v for k, v in folders.load_checkpoint(os.path.join(source, shard)).tensors.items()})
+        decoded: dict = {}
+        for wvc_name, shard in folders.read_manifest(compressed).items():
+            decoded.update({f"{shard}:{k}": v for k, v in load_file(os.path.join(compressed, wvc_name)).items()})
+    else:
+        original, decoded = folders.load_checkpoint(source).tensors, load_file(compressed)
+    snr = {k: v for k, v in fidelity.weight_snr(original, decoded).items() if math.isfinite(v)}
+    result = {"probe": f"none: {why} (weight SNR per tensor only)", "weight_snr_db": snr}
+    if not args.json:
+        worst = min(snr, key=lambda k: snr[k]) if snr else None
+        print(f"no output check possible: {why}; weight SNR of the quantised tensors: "
+              + (f"lowest {snr[worst]:.1f} dB ({worst}), median {sorted(snr.values())[len(snr) // 2]:.1f} dB"
+                 if worst else "all exact"))
+    return result
 
 
 def cmd_decompress(args: argparse.Namespace) -> dict:
@@ -333,11 +405,14 @@ def cmd_check(args: argparse.Namespace) -> dict:
             total += sum(math.prod(f.entry(n)["shape"]) for n in f.keys() if f.stored_name(n) == n)
     with _progress_bar(total, args, "check") as bar:
         checked = [_check_file(p, bar) for p in paths]
-    result = {"input": args.input, "files": checked, "ok": True}
+    result: dict[str, Any] = {"input": args.input, "files": checked, "ok": True}
     if not args.json:
         tensors = sum(c["tensors"] for c in checked)
         print(f"{args.input}: OK ({len(checked)} file{'s' if len(checked) > 1 else ''}, {tensors} tensors, "
               f"every checksum and picture verified)")
+    if args.against:
+        _need_input(args.against)
+        result["output_check"] = _output_check(args.against, args.input, args)
     return result
 
 
@@ -371,6 +446,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--target-size", type=parse_size, metavar="SIZE",
                    help="instead of a QP: the whole file fits in SIZE bytes (suffixes k, M, G, KiB, MiB, GiB); "
                         "QPs are allocated across layers by their rate-distortion curves (one checkpoint file only)")
+    c.add_argument("--target-fidelity", type=float, metavar="COSINE",
+                   help="instead of a QP: the smallest file whose outputs on built-in probe inputs keep this mean "
+                        "cosine to the original's, e.g. 0.999 (an .onnx model or a Hugging Face folder)")
+    c.add_argument("--no-check", dest="check", action="store_false",
+                   help="skip the output check after compressing (it runs the original and the compressed model "
+                        "on built-in probe inputs where a graph can be run)")
     c.add_argument("--rotate", choices=("off", "on", "auto"), default=None,
                    help="rotate linear weight matrices before quantising (seeded Hadamard): on, off, or auto = "
                         "where a probe encode says it saves bits (default: off)")
@@ -403,6 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("check", help="verify a .wvc file or folder: every checksum and picture, nothing written")
     k.add_argument("input", help="a .wvc file, or a folder written by compress")
+    k.add_argument("--against", metavar="SOURCE",
+                   help="also compare with the model it was made from: outputs on built-in probe inputs for an "
+                        ".onnx file or a Hugging Face folder, weight SNR per tensor for a checkpoint")
     k.add_argument("--json", action="store_true", help="print the result as JSON")
     k.set_defaults(run=cmd_check)
 

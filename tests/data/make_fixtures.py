@@ -93,4 +93,5 @@ def main_zlib_params():
 if __name__ == "__main__":
     import sys
 
-    {"v1": main, "v2": main_v2, "zlib-params": main_zlib_params, "multiframe": main_multiframe}[sys.argv[1] if len(sys.argv) > 1 else "zlib-params"]()
+    fixtures = {"v1": main, "v2": main_v2, "zlib-params": main_zlib_params, "multiframe": main_multiframe}
+    fixtures[sys.argv[1] if len(sys.argv) > 1 else "zlib-params"]()
