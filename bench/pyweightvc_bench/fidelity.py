@@ -29,14 +29,16 @@ def classifier_agreement(reference_logits, logits) -> dict:
 
 
 def embedding_agreement(reference, embeddings, k: int = 10) -> dict:
-    """cosine: mean cosine similarity of each embedding with its reference;
+    """cosine: mean cosine similarity of each embedding with its reference (and
+    cosine_worst: the lowest);
     nn_agreement: share of items whose nearest neighbour (among the others) is the
     same; topk_overlap: mean overlap of the k nearest neighbours."""
     a = np.asarray(reference, np.float64)
     b = np.asarray(embeddings, np.float64)
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
-    cosine = float((a * b).sum(1).mean())
+    cosines = (a * b).sum(1)
+    cosine = float(cosines.mean())
     sa, sb = a @ a.T, b @ b.T
     np.fill_diagonal(sa, -np.inf)
     np.fill_diagonal(sb, -np.inf)
@@ -44,5 +46,5 @@ def embedding_agreement(reference, embeddings, k: int = 10) -> dict:
     ka = np.argsort(-sa, axis=1)[:, :k]
     kb = np.argsort(-sb, axis=1)[:, :k]
     overlap = np.mean([len(set(x) & set(y)) / k for x, y in zip(ka, kb)])
-    return {"cosine": cosine, "nn_agreement": float((nn_a == nn_b).mean()), f"top{k}_overlap": float(overlap),
-            "items": int(a.shape[0])}
+    return {"cosine": cosine, "cosine_worst": float(cosines.min()), "nn_agreement": float((nn_a == nn_b).mean()),
+            f"top{k}_overlap": float(overlap), "items": int(a.shape[0])}

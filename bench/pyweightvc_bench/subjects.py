@@ -44,6 +44,9 @@ TOP1 = Metric("top1_agreement", "top-1 agreement with fp32", True, percent=True)
 TOP5 = Metric("top5_agreement", "top-5 agreement with fp32", True, percent=True)
 KL = Metric("kl_divergence", "KL divergence from fp32 outputs", False)
 COSINE = Metric("cosine", "embedding cosine to fp32", True)
+COSINE_WORST = Metric("cosine_worst", "worst sentence's embedding cosine to fp32", True)
+READS = Metric("exact_reads", "exact reads of rendered strings", True, percent=True)
+READ_AGREEMENT = Metric("read_agreement", "reads equal to fp32's", True, percent=True)
 NN = Metric("nn_agreement", "nearest-neighbour agreement", True, percent=True)
 
 
@@ -294,7 +297,77 @@ class MiniLM(Subject):
 
     def evaluate(self, weights: dict[str, np.ndarray]) -> dict[str, float]:
         out = fidelity.embedding_agreement(self.reference, self.embeddings(weights, self.text))
-        return {"cosine": out["cosine"], "nn_agreement": out["nn_agreement"]}
+        return {"cosine": out["cosine"], "cosine_worst": out["cosine_worst"], "nn_agreement": out["nn_agreement"]}
 
 
-SUBJECTS = {cls.name: cls for cls in (MlpMnist, CnnFashion, MobileNetV2, EfficientNetLite0, MiniLM)}
+class DdddOcr(Subject):
+    """ddddocr's text reader (a CNN + LSTM, its real ONNX graph `common.onnx`) on
+    strings it finds hard: 5 random characters of a-z0-9 rendered with Pillow's
+    default font; a read counts when it equals the string, case aside."""
+
+    name = "ddddocr"
+    title = "ddddocr text reader (ONNX, CNN + LSTM)"
+    metrics = (READS, READ_AGREEMENT)
+    primary = READS
+    match_threshold = 0.0  # set from the fp32 reads: at most 1 point fewer
+    strings = 300
+    seed = 0
+
+    def __init__(self, cache_dir: Path, log=None):
+        super().__init__(cache_dir)
+        import ddddocr
+        import onnx
+        from onnx import numpy_helper
+
+        self.ocr = ddddocr.DdddOcr(beta=True, show_ad=False)
+        path = Path(ddddocr.__file__).parent / "common.onnx"
+        self.model = onnx.load(str(path))
+        self.reference_weights = {t.name: numpy_helper.to_array(t) for t in self.model.graph.initializer
+                                  if t.data_type == onnx.TensorProto.FLOAT}
+        rng = np.random.default_rng(self.seed)
+        alphabet = np.array(list("abcdefghijklmnopqrstuvwxyz0123456789"))
+        self.text = ["".join(rng.choice(alphabet, 5)) for _ in range(self.strings)]
+        self.images = [self._render(t) for t in self.text]
+        self.reference_reads = self._reads(self.reference_weights)
+        self.match_threshold = self._exact(self.reference_reads) - 0.01
+
+    @staticmethod
+    def _render(text: str):
+        from PIL import Image, ImageDraw, ImageFont
+
+        font = ImageFont.load_default(size=30)
+        image = Image.new("RGB", (150, 48), "white")
+        ImageDraw.Draw(image).text((8, 6), text, fill="black", font=font)
+        return image
+
+    def _reads(self, weights: dict[str, np.ndarray]) -> list[str]:
+        import onnx
+        import onnxruntime
+        from onnx import numpy_helper
+
+        model = onnx.ModelProto()
+        model.CopyFrom(self.model)
+        for t in model.graph.initializer:
+            if t.name in weights:
+                t.CopyFrom(numpy_helper.from_array(np.asarray(weights[t.name], np.float32), t.name))
+        engine = self.ocr.ocr_engine
+        saved = engine.session
+        engine.session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        try:
+            return [self.ocr.classification(image) for image in self.images]
+        finally:
+            engine.session = saved
+
+    def _exact(self, reads: list[str]) -> float:
+        return float(np.mean([r.lower() == t for r, t in zip(reads, self.text)]))
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return self.reference_weights
+
+    def evaluate(self, weights: dict[str, np.ndarray]) -> dict[str, float]:
+        reads = self._reads(weights)
+        return {"exact_reads": self._exact(reads),
+                "read_agreement": float(np.mean([a == b for a, b in zip(reads, self.reference_reads)]))}
+
+
+SUBJECTS = {cls.name: cls for cls in (MlpMnist, CnnFashion, MobileNetV2, EfficientNetLite0, MiniLM, DdddOcr)}
