@@ -10,7 +10,7 @@ import pytest
 
 import pyweightvc as wvc
 from common import DATA
-from pyweightvc.container import MAX_HEADER_BYTES
+from pyweightvc.container import MAX_HEADER_BYTES, _header_bytes
 
 
 def tiny_model(seed=0):
@@ -111,11 +111,27 @@ def test_same_input_same_bytes(tmp_path):
 
 # the committed files and how they were written: the conv kernel's coder is "zlib"
 # (raw scales) in the first, "zlib-params" in the second (a step floor that every
-# channel takes, so its scales are equal and deflate well)
+# channel takes, so its scales are equal and deflate well); the version-1 files have
+# no header checksum, the version-2 one has it in bytes 4..8
 GOLDEN_MODELS = {
     "tiny_model_v1": {"qp": 24},
     "tiny_model_v1_zlib_params": {"policy": wvc.Policy(24, overrides={"kind:conv": {"min_step": 0.003}})},
+    "tiny_model_v2": {"qp": 24},
 }
+
+
+def split(data: bytes) -> tuple[int, dict, bytes]:
+    """A .wvc file's header length, parsed header and data section."""
+    (n,) = struct.unpack("<Q", data[:8])
+    return n, json.loads(data[8 : 8 + n]), data[8 + n :]
+
+
+def header_crc_ok(data: bytes) -> bool:
+    """Whether a version-2 header's first field is the CRC-32 of the header bytes after it."""
+    (n,) = struct.unpack("<Q", data[:8])
+    lead = b'{"__metadata__":{"header_crc32":"'
+    head = data[8 : 8 + n]
+    return head.startswith(lead) and head[len(lead) : len(lead) + 8] == b"%08x" % zlib.crc32(head[len(lead) + 9 :])
 
 
 @pytest.mark.parametrize("stem", GOLDEN_MODELS)
@@ -130,26 +146,30 @@ def test_golden_bytes(stem):
     for k in out:
         np.testing.assert_array_equal(out[k], ref[k])
     with wvc.safe_open(str(path)) as f:
-        assert f.entry("conv.weight")["coder"] == ("zlib" if stem == "tiny_model_v1" else "zlib-params")
+        assert f.entry("conv.weight")["coder"] == ("zlib-params" if "zlib_params" in stem else "zlib")
+        assert f.metadata()["format_version"] == stem[len("tiny_model_v")]
+    assert header_crc_ok(path.read_bytes()) == stem.startswith("tiny_model_v2")
 
 
 @pytest.mark.parametrize("stem", GOLDEN_MODELS)
 def test_golden_bytes_reproduced(tmp_path, stem):
     expected = json.loads((DATA / f"{stem}.json").read_text())
     path = write(tmp_path, tiny_model(), **GOLDEN_MODELS[stem])
-    with open(path, "rb") as f:
-        head = f.read(8)
-        (n,) = struct.unpack("<Q", head)
-        header = json.loads(f.read(n))
+    written = open(path, "rb").read()
+    n, header, data = split(written)
+    assert header_crc_ok(written)
     # same tensors, settings and data bytes as the committed file (the metadata
     # names the library versions, which may differ between machines)
-    committed = open(DATA / f"{stem}.wvc", "rb").read()
-    (m,) = struct.unpack("<Q", committed[:8])
-    committed_header = json.loads(committed[8 : 8 + m])
-    header.pop("__metadata__"), committed_header.pop("__metadata__")
+    _, committed_header, committed_data = split((DATA / f"{stem}.wvc").read_bytes())
+    meta = header.pop("__metadata__")
+    committed_meta = committed_header.pop("__metadata__")
+    meta.pop("header_crc32"), committed_meta.pop("header_crc32", None)
     assert header == committed_header
-    assert open(path, "rb").read()[8 + n :] == committed[8 + m :]
+    assert data == committed_data
     assert expected["keys"] == list(header)
+    assert meta["format_version"] == "2"
+    if stem.startswith("tiny_model_v2") and committed_meta == meta:  # same library versions: the same bytes
+        assert written == (DATA / f"{stem}.wvc").read_bytes()
 
 
 def test_lazy_reads_decode_only_what_is_asked(tmp_path, monkeypatch):
@@ -218,9 +238,13 @@ def test_written_file_respects_umask(tmp_path):
 # hostile and broken files
 
 
-def craft(tmp_path, header: dict, data: bytes = b"", meta=None) -> str:
-    meta = meta if meta is not None else {"format": "pyweightvc", "format_version": "1"}
-    blob = json.dumps({"__metadata__": meta, **header}).encode()
+def craft(tmp_path, header: dict, data: bytes = b"", meta=None, version="2") -> str:
+    """A .wvc file as a faulty or hostile writer makes it: checksums consistent."""
+    meta = meta if meta is not None else {"format": "pyweightvc", "format_version": version}
+    if version == "1":
+        blob = json.dumps({"__metadata__": meta, **header}).encode()
+    else:
+        blob = _header_bytes({"__metadata__": meta, **header})
     path = tmp_path / "crafted.wvc"
     path.write_bytes(struct.pack("<Q", len(blob)) + blob + data)
     return str(path)
@@ -323,19 +347,29 @@ def test_every_truncation_and_corruption_of_a_real_file_raises(tmp_path):
             wvc.load_file(str(target))
 
 
-def test_header_corruption_never_crashes(tmp_path):
+def test_header_corruption_is_refused_or_harmless(tmp_path):
+    """Every byte of the JSON header changed in turn: the file is refused with a
+    ContainerError, or it loads to exactly the original values (the change hit
+    metadata or padding). Nothing else escapes."""
     path = write(tmp_path, tiny_model())
     good = open(path, "rb").read()
+    reference = wvc.load_file(path)
     (n,) = struct.unpack("<Q", good[:8])
     target = tmp_path / "bad.wvc"
-    for i in range(8, 8 + n, 7):
+    refused = 0
+    for i in range(8, 8 + n):
         bad = bytearray(good)
         bad[i] = ord("9") if bad[i] != ord("9") else ord("1")
         target.write_bytes(bytes(bad))
         try:
-            wvc.load_file(str(target))
-        except (wvc.WeightVCError, KeyError):
-            pass  # a clear error, or the change hit a byte that does not matter
+            out = wvc.load_file(str(target))
+        except wvc.ContainerError:
+            refused += 1
+            continue
+        assert list(out) == list(reference), i
+        for k in out:
+            assert out[k].dtype == reference[k].dtype and np.array_equal(out[k], reference[k]), (i, k)
+    assert refused > n // 2
 
 
 def test_save_file_errors(tmp_path):

@@ -2,6 +2,7 @@
 regenerate a fixture of a released version: the tests exist to catch changes).
 
     python tests/data/make_fixtures.py v2    (v1: the version-1 fixtures)
+    python tests/data/make_fixtures.py wvc-v2    (the .wvc file of format version 2)
 """
 
 import json
@@ -77,6 +78,11 @@ def main_v2():
     write("v2_f32_lossless_3bit_dense", w, lossless=True, bits=3)
 
 
+def main_wvc_v2():
+    """A .wvc file of format version 2 (a CRC-32 of the JSON header in its first field)."""
+    write_container("tiny_model_v2")
+
+
 def main_zlib_params():
     """A .wvc file with an int8 entry of coder "zlib-params" (parameters deflated)."""
     write_container("tiny_model_v1_zlib_params")
@@ -85,4 +91,5 @@ def main_zlib_params():
 if __name__ == "__main__":
     import sys
 
-    {"v1": main, "v2": main_v2, "zlib-params": main_zlib_params}[sys.argv[1] if len(sys.argv) > 1 else "zlib-params"]()
+    targets = {"v1": main, "v2": main_v2, "zlib-params": main_zlib_params, "wvc-v2": main_wvc_v2}
+    targets[sys.argv[1] if len(sys.argv) > 1 else "zlib-params"]()
