@@ -326,9 +326,12 @@ def _json_object(pairs: list) -> dict:
     return out
 
 
-def _load_json(raw: bytes) -> Any:
-    """The JSON header, parsed within limits: depth, number sizes, no NaN or
-    Infinity, no repeated keys. Anything else raises ContainerError."""
+def load_json(raw: Any) -> Any:
+    """JSON from a file (the header, or JSON kept in its metadata), parsed within
+    limits: depth, number sizes, no NaN or Infinity, no repeated keys. Anything
+    else raises ContainerError."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
     depth = _json_depth(raw)
     if depth > MAX_JSON_DEPTH:
         raise ContainerError(f"not a .wvc file: header nests {depth} deep (at most {MAX_JSON_DEPTH})")
@@ -354,7 +357,7 @@ def _parse_header(buf, file_size: int) -> tuple[dict, dict, int]:
     signed = raw.startswith(_CRC_LEAD) and raw[_CRC_END : _CRC_END + 1] == b'"'
     if signed and raw[len(_CRC_LEAD) : _CRC_END] != b"%08x" % zlib.crc32(raw[_CRC_END + 1 :]):
         raise ContainerError("corrupted header: header checksum mismatch")
-    header = _load_json(raw)
+    header = load_json(raw)
     if not isinstance(header, dict):
         raise ContainerError("not a .wvc file: header is not a JSON object")
     meta = header.pop("__metadata__", {})
