@@ -202,7 +202,7 @@ def _check_quantiser(dtype_code: int, bits: int, flags: int, qp: int, rows: int,
         good = np.isfinite(scale) & (scale > 0) & np.isfinite(np.float32(1) / scale)
     if not good.all():
         i = int(np.argmin(good))
-        raise FormatError(f"corrupted header: scale[{i}] = {scale[i]!r} is not finite and positive with a finite inverse")
+        raise FormatError(f"corrupted header: scale[{i}] = {float(scale[i])!r} is not finite and positive with a finite inverse")
     qmax = (1 << (bits - 1)) - 1
     qmin = -qmax if symmetric else -qmax - 1
     bad = (zero_point < qmin) | (zero_point > qmax)

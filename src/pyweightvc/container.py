@@ -606,7 +606,7 @@ class WvcFile:
         with np.errstate(divide="ignore", over="ignore"):
             good = np.isfinite(scale) & (scale > 0) & np.isfinite(np.float32(1) / scale)
         if not good.all():
-            raise _fail(name, f"scale {scale[np.argmin(good)]!r} is not finite and positive with a finite inverse")
+            raise _fail(name, f"scale {float(scale[np.argmin(good)])!r} is not finite and positive with a finite inverse")
         if ((zero_point < qmin) | (zero_point > qmax)).any():
             raise _fail(name, f"a zero point is outside {qmin}..{qmax} for {bits} bits")
         numel = math.prod(e["shape"])
