@@ -372,6 +372,122 @@ def test_header_corruption_is_refused_or_harmless(tmp_path):
     assert refused > n // 2
 
 
+def _int8_entry(data: bytes, shape=(10, 10), **fields) -> dict:
+    return {"dtype": "float32", "shape": list(shape), "storage": "int8", "bits": 8, "symmetric": True,
+            "per_channel": False, "coder": "zlib", "params": 1, "data_offsets": [0, len(data)],
+            "crc32": zlib.crc32(data), **fields}
+
+
+@pytest.mark.parametrize("header, message", [
+    ({"a": {"dtype": "float32", "shape": [2], "storage": "alias", "alias_of": ["b"]}}, r"alias_of \['b'\]"),
+    ({"a": _int8_entry(b"\0" * 8, params=1.0)}, "bad quantisation parameter count 1.0"),
+    ({"a": _int8_entry(b"\0" * 8, params=True)}, "bad quantisation parameter count True"),
+    ({"a": _int8_entry(b"\0" * 8, per_channel=True)}, "bad quantisation parameter count 1"),
+    ({"a": raw_entry([0, 8], shape=(2**47, 2**47, 2**0))}, "has more than 281474976710656 elements"),
+    ({"a": raw_entry([0, 8], shape=(2**31, 2**31, 2**32))}, "has more than"),
+    ({"a": {**raw_entry([0, 8]), "crc32": [1]}}, r"bad crc32 \[1\]"),
+    ({"a": {**raw_entry([0, 8]), "crc32": 2**32}}, "bad crc32"),
+    ({"a": {**raw_entry([0, 8]), "dtype": ["float32"]}}, "unknown dtype"),
+    ({"a": {**raw_entry([0, 8]), "storage": {"x": 1}}}, "unknown storage"),
+    ({"a": {**raw_entry([0, 8]), "data_offsets": [0.0, 8]}}, "data_offsets"),
+    ({"a": _int8_entry(b"\0" * 8, qp="24")}, "bad qp '24'"),
+    ({"a": _int8_entry(b"\0" * 8, symmetric=1)}, "bad symmetric 1"),
+    ({"a": _int8_entry(b"\0" * 8, preset="turbo")}, "bad preset 'turbo'"),
+])
+def test_entry_fields_type_checked(tmp_path, header, message):
+    """Issue 17: these escaped as TypeError / OverflowError from a consistent header."""
+    with pytest.raises(wvc.ContainerError, match=message):
+        wvc.load_file(craft(tmp_path, header, b"\0" * 8))
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":' + "[" * 5000 + "]" * 5000 + "}",
+     "nests 5001 deep"),
+    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{"shape":[' + "9" * 5000 + "]}}",
+     "an integer of 5000 digits"),
+    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{"min_step":NaN}}', "holds NaN"),
+    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{"min_step":1e999}}', "'1e999'"),
+    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{},"a":{}}', "the key 'a' twice"),
+])
+def test_header_json_limits(tmp_path, text, message):
+    path = tmp_path / "j.wvc"
+    head = text.encode()
+    path.write_bytes(struct.pack("<Q", len(head)) + head)
+    with pytest.raises(wvc.ContainerError, match=message):
+        wvc.load_file(str(path))
+
+
+def test_int8_levels_beyond_deflate_ratio_refused_before_inflating(tmp_path, monkeypatch):
+    """Issue 17: a 1 MB file whose int8 entry claims 2^30 levels took 5 GB before it
+    was refused; now its shape is refused against its size, nothing inflated."""
+    data = struct.pack("<f", 1.0) + zlib.compress(bytes(10**6), 9)  # ~1 KB of deflate
+    import pyweightvc.container as c
+
+    def no_inflate(*a, **k):
+        raise AssertionError("inflated")
+
+    monkeypatch.setattr(c, "_inflate", no_inflate)
+    path = craft(tmp_path, {"w": _int8_entry(data, shape=(2**15, 2**15))}, data)
+    with pytest.raises(wvc.ContainerError, match="cannot come out of"):
+        wvc.load_file(path)
+
+
+def test_int8_parameters_and_levels_checked(tmp_path):
+    levels = zlib.compress(bytes(100), 9)
+    for scale, message in ((float("nan"), "scale nan"), (0.0, "scale 0.0"), (1e-40, "finite inverse")):
+        data = struct.pack("<f", scale) + levels
+        with pytest.raises(wvc.ContainerError, match=message):
+            wvc.load_file(craft(tmp_path, {"w": _int8_entry(data)}, data))
+    data = struct.pack("<fi", 1.0, 8) + zlib.compress(bytes(100), 9)  # bits 4, zero point 8
+    with pytest.raises(wvc.ContainerError, match="a zero point is outside -8..7 for 4 bits"):
+        wvc.load_file(craft(tmp_path, {"w": _int8_entry(data, bits=4, symmetric=False)}, data))
+    data = struct.pack("<f", 1.0) + zlib.compress(b"\x09" * 100, 9)
+    with pytest.raises(wvc.ContainerError, match="levels outside -7..7 for 4 bits"):
+        wvc.load_file(craft(tmp_path, {"w": _int8_entry(data, bits=4)}, data))
+    data = struct.pack("<f", 1.0) + zlib.compress(b"\x81" * 100, 9)  # -127 fits 8-bit symmetric
+    assert wvc.load_file(craft(tmp_path, {"w": _int8_entry(data)}, data))["w"].min() == -127
+
+
+def test_header_checksum_and_versions(tmp_path):
+    path = write(tmp_path, tiny_model())
+    good = open(path, "rb").read()
+    text = good[8:].split(b'"format_version":"2"', 1)
+    # a version-2 header whose checksum field is gone, or moved: refused
+    header = json.loads(good[8 : 8 + struct.unpack("<Q", good[:8])[0]])
+    header["__metadata__"].pop("header_crc32")
+    with pytest.raises(wvc.ContainerError, match="version-2 header starts with its header_crc32"):
+        wvc.safe_open(craft(tmp_path, {k: v for k, v in header.items() if k != "__metadata__"}, meta=header["__metadata__"],
+                            version="1"))
+    # downgraded to version 1 with the field kept: refused
+    bad = text[0] + b'"format_version":"1"' + text[1]
+    (tmp_path / "down.wvc").write_bytes(good[:8] + bad)
+    with pytest.raises(wvc.ContainerError, match="checksum mismatch|has no header_crc32"):
+        wvc.safe_open(str(tmp_path / "down.wvc"))
+    # a version-1 header (no checksum) still reads; with the field it is refused
+    meta = {"format": "pyweightvc", "format_version": "1"}
+    assert wvc.load_file(craft(tmp_path, {"a": raw_entry([0, 8])}, b"\0" * 8, meta=meta, version="1"))["a"].shape == (2,)
+    with pytest.raises(wvc.ContainerError, match="version-1 header has no header_crc32"):
+        wvc.safe_open(craft(tmp_path, {"a": raw_entry([0, 8])}, b"\0" * 8, meta={**meta, "header_crc32": "0"}, version="1"))
+    with pytest.raises(ValueError, match="reserved"):
+        wvc.save_file({"a": np.zeros(2, np.float32)}, str(tmp_path / "x.wvc"), metadata={"header_crc32": "x"})
+
+
+def test_bool_bytes_must_be_0_or_1(tmp_path):
+    entry = {**raw_entry([0, 2], shape=(2,), dtype="bool", data=b"\x01\x02")}
+    with pytest.raises(wvc.ContainerError, match="a bool byte other than 0 or 1"):
+        wvc.load_file(craft(tmp_path, {"m": entry}, b"\x01\x02"))
+
+
+def test_hevc_entry_settings_must_be_its_blobs(tmp_path):
+    blob = wvc.encode(np.ones((4, 4), np.float32), qp=24)
+    entry = {"dtype": "float32", "shape": [4, 4], "storage": "hevc", "bits": 8, "symmetric": True, "per_channel": False,
+             "qp": 24, "lossless": False, "preset": "fast", "data_offsets": [0, len(blob)], "crc32": zlib.crc32(blob)}
+    assert wvc.load_file(craft(tmp_path, {"w": entry}, blob))["w"].shape == (4, 4)
+    for key, value in (("bits", 6), ("qp", 30), ("lossless", True), ("per_channel", True), ("rotate", True)):
+        with pytest.raises(wvc.ContainerError, match=f"the entry says {key}="):
+            wvc.load_file(craft(tmp_path, {"w": {**entry, key: value}}, blob))
+
+
 def test_save_file_errors(tmp_path):
     with pytest.raises(TypeError, match="mapping"):
         wvc.save_file([np.zeros(3)], str(tmp_path / "x.wvc"))
