@@ -38,7 +38,7 @@ from ._core import (
 )
 from ._core import Decoder as NativeDecoder
 from ._core import Encoder as NativeEncoder
-from .errors import FormatError
+from .errors import EncoderError, FormatError
 from .settings import DEFAULT_MAX_FRAME_SIDE, DEFAULT_PRESET, DEFAULT_QP, PRESETS, check, native_threads
 
 MAGIC = b"WVCT"
@@ -437,6 +437,10 @@ class Encoder:
             rotation=rotation,
             payload=payload,
         )
+        try:  # never write a blob that readers refuse (e.g. past a limit through exotic x265_params)
+            read_header(header + payload)
+        except FormatError as exc:
+            raise EncoderError(f"the encoded blob breaks the format's limits: {exc}") from None
         return header + payload
 
     def __repr__(self) -> str:
