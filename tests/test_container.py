@@ -10,7 +10,7 @@ import pytest
 
 import pyweightvc as wvc
 from common import DATA
-from pyweightvc.container import MAX_HEADER_BYTES
+from pyweightvc.container import MAX_HEADER_BYTES, _header_bytes
 
 
 def tiny_model(seed=0):
@@ -111,11 +111,27 @@ def test_same_input_same_bytes(tmp_path):
 
 # the committed files and how they were written: the conv kernel's coder is "zlib"
 # (raw scales) in the first, "zlib-params" in the second (a step floor that every
-# channel takes, so its scales are equal and deflate well)
+# channel takes, so its scales are equal and deflate well); the version-1 files have
+# no header checksum, the version-2 one has it in bytes 4..8
 GOLDEN_MODELS = {
     "tiny_model_v1": {"qp": 24},
     "tiny_model_v1_zlib_params": {"policy": wvc.Policy(24, overrides={"kind:conv": {"min_step": 0.003}})},
+    "tiny_model_v2": {"qp": 24},
 }
+
+
+def split(data: bytes) -> tuple[int, dict, bytes]:
+    """A .wvc file's header length, parsed header and data section."""
+    (n,) = struct.unpack("<Q", data[:8])
+    return n, json.loads(data[8 : 8 + n]), data[8 + n :]
+
+
+def header_crc_ok(data: bytes) -> bool:
+    """Whether a version-2 header's first field is the CRC-32 of the header bytes after it."""
+    (n,) = struct.unpack("<Q", data[:8])
+    lead = b'{"__metadata__":{"header_crc32":"'
+    head = data[8 : 8 + n]
+    return head.startswith(lead) and head[len(lead) : len(lead) + 8] == b"%08x" % zlib.crc32(head[len(lead) + 9 :])
 
 
 @pytest.mark.parametrize("stem", GOLDEN_MODELS)
@@ -130,26 +146,30 @@ def test_golden_bytes(stem):
     for k in out:
         np.testing.assert_array_equal(out[k], ref[k])
     with wvc.safe_open(str(path)) as f:
-        assert f.entry("conv.weight")["coder"] == ("zlib" if stem == "tiny_model_v1" else "zlib-params")
+        assert f.entry("conv.weight")["coder"] == ("zlib-params" if "zlib_params" in stem else "zlib")
+        assert f.metadata()["format_version"] == stem[len("tiny_model_v")]
+    assert header_crc_ok(path.read_bytes()) == stem.startswith("tiny_model_v2")
 
 
 @pytest.mark.parametrize("stem", GOLDEN_MODELS)
 def test_golden_bytes_reproduced(tmp_path, stem):
     expected = json.loads((DATA / f"{stem}.json").read_text())
     path = write(tmp_path, tiny_model(), **GOLDEN_MODELS[stem])
-    with open(path, "rb") as f:
-        head = f.read(8)
-        (n,) = struct.unpack("<Q", head)
-        header = json.loads(f.read(n))
+    written = open(path, "rb").read()
+    n, header, data = split(written)
+    assert header_crc_ok(written)
     # same tensors, settings and data bytes as the committed file (the metadata
     # names the library versions, which may differ between machines)
-    committed = open(DATA / f"{stem}.wvc", "rb").read()
-    (m,) = struct.unpack("<Q", committed[:8])
-    committed_header = json.loads(committed[8 : 8 + m])
-    header.pop("__metadata__"), committed_header.pop("__metadata__")
+    _, committed_header, committed_data = split((DATA / f"{stem}.wvc").read_bytes())
+    meta = header.pop("__metadata__")
+    committed_meta = committed_header.pop("__metadata__")
+    meta.pop("header_crc32"), committed_meta.pop("header_crc32", None)
     assert header == committed_header
-    assert open(path, "rb").read()[8 + n :] == committed[8 + m :]
+    assert data == committed_data
     assert expected["keys"] == list(header)
+    assert meta["format_version"] == "2"
+    if stem.startswith("tiny_model_v2") and committed_meta == meta:  # same library versions: the same bytes
+        assert written == (DATA / f"{stem}.wvc").read_bytes()
 
 
 def test_lazy_reads_decode_only_what_is_asked(tmp_path, monkeypatch):
@@ -218,9 +238,13 @@ def test_written_file_respects_umask(tmp_path):
 # hostile and broken files
 
 
-def craft(tmp_path, header: dict, data: bytes = b"", meta=None) -> str:
-    meta = meta if meta is not None else {"format": "pyweightvc", "format_version": "1"}
-    blob = json.dumps({"__metadata__": meta, **header}).encode()
+def craft(tmp_path, header: dict, data: bytes = b"", meta=None, version="2") -> str:
+    """A .wvc file as a faulty or hostile writer makes it: checksums consistent."""
+    meta = meta if meta is not None else {"format": "pyweightvc", "format_version": version}
+    if version == "1":
+        blob = json.dumps({"__metadata__": meta, **header}).encode()
+    else:
+        blob = _header_bytes({"__metadata__": meta, **header})
     path = tmp_path / "crafted.wvc"
     path.write_bytes(struct.pack("<Q", len(blob)) + blob + data)
     return str(path)
@@ -323,19 +347,145 @@ def test_every_truncation_and_corruption_of_a_real_file_raises(tmp_path):
             wvc.load_file(str(target))
 
 
-def test_header_corruption_never_crashes(tmp_path):
+def test_header_corruption_is_refused_or_harmless(tmp_path):
+    """Every byte of the JSON header changed in turn: the file is refused with a
+    ContainerError, or it loads to exactly the original values (the change hit
+    metadata or padding). Nothing else escapes."""
     path = write(tmp_path, tiny_model())
     good = open(path, "rb").read()
+    reference = wvc.load_file(path)
     (n,) = struct.unpack("<Q", good[:8])
     target = tmp_path / "bad.wvc"
-    for i in range(8, 8 + n, 7):
+    refused = 0
+    for i in range(8, 8 + n):
         bad = bytearray(good)
         bad[i] = ord("9") if bad[i] != ord("9") else ord("1")
         target.write_bytes(bytes(bad))
         try:
-            wvc.load_file(str(target))
-        except (wvc.WeightVCError, KeyError):
-            pass  # a clear error, or the change hit a byte that does not matter
+            out = wvc.load_file(str(target))
+        except wvc.ContainerError:
+            refused += 1
+            continue
+        assert list(out) == list(reference), i
+        for k in out:
+            assert out[k].dtype == reference[k].dtype and np.array_equal(out[k], reference[k]), (i, k)
+    assert refused > n // 2
+
+
+def _int8_entry(data: bytes, shape=(10, 10), **fields) -> dict:
+    return {"dtype": "float32", "shape": list(shape), "storage": "int8", "bits": 8, "symmetric": True,
+            "per_channel": False, "coder": "zlib", "params": 1, "data_offsets": [0, len(data)],
+            "crc32": zlib.crc32(data), **fields}
+
+
+@pytest.mark.parametrize("header, message", [
+    ({"a": {"dtype": "float32", "shape": [2], "storage": "alias", "alias_of": ["b"]}}, r"alias_of \['b'\]"),
+    ({"a": _int8_entry(b"\0" * 8, params=1.0)}, "bad quantisation parameter count 1.0"),
+    ({"a": _int8_entry(b"\0" * 8, params=True)}, "bad quantisation parameter count True"),
+    ({"a": _int8_entry(b"\0" * 8, per_channel=True)}, "bad quantisation parameter count 1"),
+    ({"a": raw_entry([0, 8], shape=(2**47, 2**47, 2**0))}, "has more than 281474976710656 elements"),
+    ({"a": raw_entry([0, 8], shape=(2**31, 2**31, 2**32))}, "has more than"),
+    ({"a": {**raw_entry([0, 8]), "crc32": [1]}}, r"bad crc32 \[1\]"),
+    ({"a": {**raw_entry([0, 8]), "crc32": 2**32}}, "bad crc32"),
+    ({"a": {**raw_entry([0, 8]), "dtype": ["float32"]}}, "unknown dtype"),
+    ({"a": {**raw_entry([0, 8]), "storage": {"x": 1}}}, "unknown storage"),
+    ({"a": {**raw_entry([0, 8]), "data_offsets": [0.0, 8]}}, "data_offsets"),
+    ({"a": _int8_entry(b"\0" * 8, qp="24")}, "bad qp '24'"),
+    ({"a": _int8_entry(b"\0" * 8, symmetric=1)}, "bad symmetric 1"),
+    ({"a": _int8_entry(b"\0" * 8, preset="turbo")}, "bad preset 'turbo'"),
+])
+def test_entry_fields_type_checked(tmp_path, header, message):
+    """Issue 17: these escaped as TypeError / OverflowError from a consistent header."""
+    with pytest.raises(wvc.ContainerError, match=message):
+        wvc.load_file(craft(tmp_path, header, b"\0" * 8))
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":' + "[" * 5000 + "]" * 5000 + "}",
+     "nests 5001 deep"),
+    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{"shape":[' + "9" * 5000 + "]}}",
+     "an integer of 5000 digits"),
+    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{"min_step":NaN}}', "holds NaN"),
+    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{"min_step":1e999}}', "'1e999'"),
+    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{},"a":{}}', "the key 'a' twice"),
+])
+def test_header_json_limits(tmp_path, text, message):
+    path = tmp_path / "j.wvc"
+    head = text.encode()
+    path.write_bytes(struct.pack("<Q", len(head)) + head)
+    with pytest.raises(wvc.ContainerError, match=message):
+        wvc.load_file(str(path))
+
+
+def test_int8_levels_beyond_deflate_ratio_refused_before_inflating(tmp_path, monkeypatch):
+    """Issue 17: a 1 MB file whose int8 entry claims 2^30 levels took 5 GB before it
+    was refused; now its shape is refused against its size, nothing inflated."""
+    data = struct.pack("<f", 1.0) + zlib.compress(bytes(10**6), 9)  # ~1 KB of deflate
+    import pyweightvc.container as c
+
+    def no_inflate(*a, **k):
+        raise AssertionError("inflated")
+
+    monkeypatch.setattr(c, "_inflate", no_inflate)
+    path = craft(tmp_path, {"w": _int8_entry(data, shape=(2**15, 2**15))}, data)
+    with pytest.raises(wvc.ContainerError, match="cannot come out of"):
+        wvc.load_file(path)
+
+
+def test_int8_parameters_and_levels_checked(tmp_path):
+    levels = zlib.compress(bytes(100), 9)
+    for scale, message in ((float("nan"), "scale nan"), (0.0, "scale 0.0"), (1e-40, "finite inverse")):
+        data = struct.pack("<f", scale) + levels
+        with pytest.raises(wvc.ContainerError, match=message):
+            wvc.load_file(craft(tmp_path, {"w": _int8_entry(data)}, data))
+    data = struct.pack("<fi", 1.0, 8) + zlib.compress(bytes(100), 9)  # bits 4, zero point 8
+    with pytest.raises(wvc.ContainerError, match="a zero point is outside -8..7 for 4 bits"):
+        wvc.load_file(craft(tmp_path, {"w": _int8_entry(data, bits=4, symmetric=False)}, data))
+    data = struct.pack("<f", 1.0) + zlib.compress(b"\x09" * 100, 9)
+    with pytest.raises(wvc.ContainerError, match="levels outside -7..7 for 4 bits"):
+        wvc.load_file(craft(tmp_path, {"w": _int8_entry(data, bits=4)}, data))
+    data = struct.pack("<f", 1.0) + zlib.compress(b"\x81" * 100, 9)  # -127 fits 8-bit symmetric
+    assert wvc.load_file(craft(tmp_path, {"w": _int8_entry(data)}, data))["w"].min() == -127
+
+
+def test_header_checksum_and_versions(tmp_path):
+    path = write(tmp_path, tiny_model())
+    good = open(path, "rb").read()
+    text = good[8:].split(b'"format_version":"2"', 1)
+    # a version-2 header whose checksum field is gone, or moved: refused
+    header = json.loads(good[8 : 8 + struct.unpack("<Q", good[:8])[0]])
+    header["__metadata__"].pop("header_crc32")
+    with pytest.raises(wvc.ContainerError, match="version-2 header starts with its header_crc32"):
+        wvc.safe_open(craft(tmp_path, {k: v for k, v in header.items() if k != "__metadata__"}, meta=header["__metadata__"],
+                            version="1"))
+    # downgraded to version 1 with the field kept: refused
+    bad = text[0] + b'"format_version":"1"' + text[1]
+    (tmp_path / "down.wvc").write_bytes(good[:8] + bad)
+    with pytest.raises(wvc.ContainerError, match="checksum mismatch|has no header_crc32"):
+        wvc.safe_open(str(tmp_path / "down.wvc"))
+    # a version-1 header (no checksum) still reads; with the field it is refused
+    meta = {"format": "pyweightvc", "format_version": "1"}
+    assert wvc.load_file(craft(tmp_path, {"a": raw_entry([0, 8])}, b"\0" * 8, meta=meta, version="1"))["a"].shape == (2,)
+    with pytest.raises(wvc.ContainerError, match="version-1 header has no header_crc32"):
+        wvc.safe_open(craft(tmp_path, {"a": raw_entry([0, 8])}, b"\0" * 8, meta={**meta, "header_crc32": "0"}, version="1"))
+    with pytest.raises(ValueError, match="reserved"):
+        wvc.save_file({"a": np.zeros(2, np.float32)}, str(tmp_path / "x.wvc"), metadata={"header_crc32": "x"})
+
+
+def test_bool_bytes_must_be_0_or_1(tmp_path):
+    entry = {**raw_entry([0, 2], shape=(2,), dtype="bool", data=b"\x01\x02")}
+    with pytest.raises(wvc.ContainerError, match="a bool byte other than 0 or 1"):
+        wvc.load_file(craft(tmp_path, {"m": entry}, b"\x01\x02"))
+
+
+def test_hevc_entry_settings_must_be_its_blobs(tmp_path):
+    blob = wvc.encode(np.ones((4, 4), np.float32), qp=24)
+    entry = {"dtype": "float32", "shape": [4, 4], "storage": "hevc", "bits": 8, "symmetric": True, "per_channel": False,
+             "qp": 24, "lossless": False, "preset": "fast", "data_offsets": [0, len(blob)], "crc32": zlib.crc32(blob)}
+    assert wvc.load_file(craft(tmp_path, {"w": entry}, blob))["w"].shape == (4, 4)
+    for key, value in (("bits", 6), ("qp", 30), ("lossless", True), ("per_channel", True), ("rotate", True)):
+        with pytest.raises(wvc.ContainerError, match=f"the entry says {key}="):
+            wvc.load_file(craft(tmp_path, {"w": {**entry, key: value}}, blob))
 
 
 def test_save_file_errors(tmp_path):

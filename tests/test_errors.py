@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import pyweightvc as wvc
-from pyweightvc.codec import _FIXED
+from pyweightvc.codec import _FIXED, _pack_header
 
 
 @pytest.fixture(scope="module")
@@ -110,18 +110,66 @@ def _rewrite(blob: bytes, payload: bytes = None, **fixed) -> bytes:
 
 
 def test_consistent_checksums_but_wrong_layout(blob):
-    with pytest.raises(ValueError, match="invalid frame layout"):
-        wvc.decode(_rewrite(blob, tile_h=0))
-    with pytest.raises(ValueError, match="invalid frame layout"):
-        wvc.decode(_rewrite(blob, frame_w=1))
-    # A layout that is valid but not the stream's: picture size mismatch.
-    with pytest.raises(wvc.DecoderError, match=r"picture 0 is \d+x\d+, expected"):
-        wvc.decode(_rewrite(blob, frame_h=48))
+    # refused by read_header before anything is allocated, not by the native core
+    for fields in ({"tile_h": 0}, {"frame_w": 1}, {"frame_h": 48}, {"tile_w": 35}, {"frame_h": 16384}):
+        with pytest.raises(wvc.FormatError, match="do not cut .* as a writer does"):
+            wvc.decode(_rewrite(blob, **fields))
+
+
+def _resign(blob: bytes, **fields) -> bytes:
+    """The blob with header fields replaced (scale, zero_point, shape, flags...) and
+    consistent CRCs, as a faulty or hostile writer would make it."""
+    h = wvc.read_header(blob)
+    args = dict(dtype_code=h.dtype_code, shape=h.shape, bits=h.bits, symmetric=h.symmetric, per_channel=h.per_channel,
+                lossless=h.lossless, dense=h.dense, qp=h.qp if h.qp is not None else 0, preset=h.preset,
+                geometry=(*h.tile, *h.frame), scale=h.scale, zero_point=h.zero_point, x265_options=h.x265_options,
+                rotation=h.rotation, payload=blob[h.payload_offset :])
+    args.update(fields)
+    return _pack_header(**args) + args["payload"]
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"scale": np.full(40, np.nan, np.float32)}, r"scale\[0\] = nan is not finite"),
+    ({"scale": np.r_[np.ones(39), np.inf].astype(np.float32)}, r"scale\[39\] = inf"),
+    ({"scale": np.r_[np.ones(3), 0.0, np.ones(36)].astype(np.float32)}, r"scale\[3\] = 0.0"),
+    ({"scale": np.full(40, 1e-40, np.float32)}, "with a finite inverse"),
+    ({"scale": np.ones(1, np.float32)}, "1 quantisation parameters for per-channel quantisation of 40 rows"),
+    ({"symmetric": False, "zero_point": np.full(40, 128, np.int32)}, r"zero_point\[0\] = 128 is outside -128..127"),
+    ({"symmetric": False, "bits": 4, "zero_point": np.full(40, -9, np.int32)}, "outside -8..7 for 4 bits"),
+    ({"shape": (40, 2**47, 2**47)}, "has more than 281474976710656 elements"),
+    ({"shape": (40, 2**30)}, "do not cut 1073741824 columns"),
+    ({"qp": 255}, "qp 255 with the lossless flag clear"),
+    ({"dense": True}, "dense samples need lossless coding"),
+    ({"dtype_code": 4, "per_channel": False, "scale": np.ones(1, np.float32), "zero_point": np.zeros(1, np.int32)},
+     "int8 levels must be stored as they are"),
+])
+def test_consistent_checksums_but_fields_out_of_range(blob, fields, message):
+    """Refused by read_header, before the output is allocated (issue 17: these escaped
+    as ValueError or MemoryError from the native core and numpy)."""
+    bad = _resign(blob, **fields)
+    for call in (wvc.read_header, wvc.decode, wvc.decode_int8):
+        with pytest.raises(wvc.FormatError, match=message):
+            call(bad)
+
+
+def test_elements_per_payload_byte_are_bounded():
+    w = np.zeros((64, 64), np.float32)
+    blob = wvc.encode(w, qp=51)
+    h = wvc.read_header(blob)
+    assert 64 * 64 <= 16384 * h.payload_size  # the writer's blob is within the bound
+    # the same payload declared as a tensor of 16384 x 16384 pictures of that size: refused
+    big = _resign(blob, shape=(16384, 16384), geometry=(16384, 16384, 16384, 16384))
+    with pytest.raises(wvc.FormatError, match=r"elements in \d+ payload bytes \(at most 16384 a byte\)"):
+        wvc.decode(big)
+    with pytest.raises(wvc.FormatError, match="payload bytes cannot hold 4096 pictures"):
+        wvc.decode(_resign(blob, shape=(1024, 1024), geometry=(16, 16, 16, 16)))
 
 
 def test_consistent_checksums_but_garbage_stream(blob):
     rng = np.random.default_rng(1)
-    for payload in (b"", rng.bytes(50), b"\x00\x00\x01" + rng.bytes(3000), blob[: len(blob) // 2]):
+    with pytest.raises(wvc.FormatError, match="0 payload bytes cannot hold 1 pictures"):
+        wvc.decode(_rewrite(blob, payload=b""))
+    for payload in (rng.bytes(50), b"\x00\x00\x01" + rng.bytes(3000), blob[: len(blob) // 2]):
         with pytest.raises(wvc.DecoderError):
             wvc.decode(_rewrite(blob, payload=payload))
 

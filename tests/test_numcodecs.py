@@ -78,3 +78,14 @@ def test_zarr_array_written_and_read_back(tmp_path):
     assert np.sqrt(np.mean((back - data) ** 2)) <= scale * (hevc_qstep(12) / 2 + 1)
     meta = json.loads((tmp_path / "w.zarr" / ".zarray").read_text())
     assert meta["compressor"]["id"] == "pyweightvc" and meta["compressor"]["qp"] == 12
+
+
+def test_decode_raises_only_pyweightvc_errors_for_any_chunk():
+    codec = PyWeightVC(qp=24)
+    chunk = codec.encode(np.ones((8, 8), np.float32))
+    with pytest.raises(wvc.FormatError, match="out holds 64 bytes"):
+        codec.decode(chunk, out=np.empty(16, np.float32))  # a chunk of another size than out
+    with pytest.raises(wvc.FormatError):
+        codec.decode(chunk[:-1])
+    with pytest.raises(wvc.FormatError):
+        codec.decode(b"not a blob at all")

@@ -186,3 +186,32 @@ def test_qdq_exports_rotated_weights_as_floats(tmp_path):
     assert [n.output[0] for n in dq] == ["K"]  # the conv kernel is not rotated: int8 as before
     for a, b in zip(run(wvc_onnx.decompress(path, format="float"), FEEDS), run(qdq, FEEDS)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _rewrite_wvc(src, dst, edit):
+    """A .wvc file with its tensors and metadata edited by edit(tensors, metadata), written as a writer would."""
+    with wvc.safe_open(str(src)) as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        meta = {k: v for k, v in f.metadata().items()
+                if k not in ("header_crc32", "format", "format_version", "pyweightvc", "x265", "libde265", "policy")}
+    edit(tensors, meta)
+    wvc.save_file(tensors, str(dst), policy=wvc.Policy(24, min_elements=10**9), metadata=meta)  # everything raw
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t, m: t.update({wvc_onnx.MODEL_KEY: np.frombuffer(b"\xff\xff\xff not protobuf", np.uint8)}),
+     "is not a serialised ONNX model"),
+    (lambda t, m: t.update({wvc_onnx.MODEL_KEY: np.zeros(3, np.float32)}), "expected raw uint8 bytes"),
+    (lambda t, m: m.update(onnx_tensors="[" * 100 + "]" * 100), "nests 100 deep"),
+    (lambda t, m: m.update(onnx_tensors='[["W1", "initializer"]]'), "malformed"),
+    (lambda t, m: m.update(onnx_tensors='[["W1", "initializer", "nope"]]'), "no float initializer 'nope'"),
+    (lambda t, m: m.update(onnx_tensors='[["zz", "initializer", "W1"]]'), "no tensor 'zz'"),
+    (lambda t, m: m.update(onnx_tensors='[["W1", "initializer", "W1"], ["W1", "initializer", "W1"]]'), "listed twice"),
+    (lambda t, m: t.update(W1=np.zeros((3, 3), np.float32)), "shape \\[3, 3\\]"),
+])
+def test_hostile_onnx_files(tmp_path, edit, message):
+    """Only pyweightvc's errors come out of decompress for any file content (issue 17)."""
+    wvc_onnx.compress(small_model(), str(tmp_path / "m.wvc"), qp=24)
+    _rewrite_wvc(tmp_path / "m.wvc", tmp_path / "bad.wvc", edit)
+    with pytest.raises(wvc.ContainerError, match=message):
+        wvc_onnx.decompress(str(tmp_path / "bad.wvc"))

@@ -18,6 +18,7 @@ OUT_LEVELS, OUT_F32, OUT_F16, OUT_BF16 = 0, 1, 2, 3
 
 SUPPORTED = "float32, float16, bfloat16 or int8"
 MAX_RANK = 32  # dimensions of a tensor in a blob or a .wvc file
+MAX_ELEMENTS = 2**48  # elements of a tensor in a blob or a .wvc file (docs/format.md)
 
 
 class Matrix(NamedTuple):
@@ -33,6 +34,19 @@ def matrix_dims(shape: tuple[int, ...]) -> tuple[int, int]:
     if len(shape) == 1:
         return 1, shape[0]
     return shape[0], math.prod(shape[1:])
+
+
+def element_count(shape: Any) -> int:
+    """The product of a shape's dimensions, or -1 when it exceeds MAX_ELEMENTS
+    (stops multiplying there: a hostile shape's product is never built)."""
+    if 0 in shape:
+        return 0
+    n = 1
+    for d in shape:
+        n *= d
+        if n > MAX_ELEMENTS:
+            return -1
+    return n
 
 
 def is_torch_tensor(x: Any) -> bool:

@@ -12,10 +12,22 @@ from typing import Any, NamedTuple, Optional
 
 import numpy as np
 
-from ._arrays import DTYPE_NAMES, F32, I8, MAX_RANK, OUT_F32, OUT_LEVELS, allocate_output, as_matrix, matrix_dims
-from ._core import Decoder as NativeDecoder
-from ._core import Encoder as NativeEncoder
+from ._arrays import (
+    DTYPE_NAMES,
+    F32,
+    I8,
+    MAX_ELEMENTS,
+    MAX_RANK,
+    OUT_F32,
+    OUT_LEVELS,
+    allocate_output,
+    as_matrix,
+    element_count,
+    matrix_dims,
+)
 from ._core import (
+    MAX_FRAME_SIDE,
+    MIN_FRAME_SIDE,
     compute_params,
     dequantize_levels,
     quantize_levels,
@@ -24,7 +36,9 @@ from ._core import (
     rotation_block,
     versions,
 )
-from .errors import FormatError
+from ._core import Decoder as NativeDecoder
+from ._core import Encoder as NativeEncoder
+from .errors import EncoderError, FormatError
 from .settings import DEFAULT_MAX_FRAME_SIDE, DEFAULT_PRESET, DEFAULT_QP, PRESETS, check, native_threads
 
 MAGIC = b"WVCT"
@@ -33,6 +47,12 @@ MAGIC = b"WVCT"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 MAX_EXTRA_OPTIONS_BYTES = 4096
+# Limits a reader enforces before allocating anything (docs/format.md, *Limits*).
+MAX_TILES_PER_SIDE = 65535
+MIN_PICTURE_BYTES = 16  # a slice and its hash SEI cannot take fewer (x265 writes about 100)
+# x265 never codes more than about 4,700 samples a byte (a 64 x 64 block of equal
+# samples costs it 7 bits): more elements than this per payload byte are refused
+MAX_ELEMENTS_PER_PAYLOAD_BYTE = 16384
 
 _FLAG_SYMMETRIC = 1
 _FLAG_PER_CHANNEL = 2
@@ -166,6 +186,55 @@ def _pack_header(
     return head + struct.pack("<I", zlib.crc32(head))
 
 
+def _check_quantiser(dtype_code: int, bits: int, flags: int, qp: int, rows: int, scale: np.ndarray,
+                     zero_point: np.ndarray, rotation: Optional[Rotation]) -> None:
+    """The quantiser fields of a header, against the rules of docs/format.md."""
+    symmetric, per_channel = bool(flags & _FLAG_SYMMETRIC), bool(flags & _FLAG_PER_CHANNEL)
+    lossless, dense = bool(flags & _FLAG_LOSSLESS), bool(flags & _FLAG_DENSE)
+    if lossless != (qp == _QP_LOSSLESS):
+        raise FormatError(f"corrupted header: qp {qp} with the lossless flag {'set' if lossless else 'clear'}")
+    if dense and not (lossless and bits < 8):
+        raise FormatError(f"corrupted header: dense samples need lossless coding and bits < 8 (bits {bits})")
+    if scale.size != (rows if per_channel else 1):
+        raise FormatError(f"corrupted header: {scale.size} quantisation parameters for "
+                          f"{'per-channel' if per_channel else 'per-tensor'} quantisation of {rows} rows")
+    with np.errstate(divide="ignore", over="ignore"):
+        good = np.isfinite(scale) & (scale > 0) & np.isfinite(np.float32(1) / scale)
+    if not good.all():
+        i = int(np.argmin(good))
+        raise FormatError(f"corrupted header: scale[{i}] = {float(scale[i])!r} is not finite and positive with a finite inverse")
+    qmax = (1 << (bits - 1)) - 1
+    qmin = -qmax if symmetric else -qmax - 1
+    bad = (zero_point < qmin) | (zero_point > qmax)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise FormatError(f"corrupted header: zero_point[{i}] = {zero_point[i]} is outside {qmin}..{qmax} for {bits} bits")
+    if dtype_code == I8 and (bits != 8 or symmetric or per_channel or dense or rotation is not None
+                             or scale[0] != 1 or zero_point[0] != 0):
+        raise FormatError("corrupted header: int8 levels must be stored as they are (8 bits, asymmetric, "
+                          "per tensor, scale 1, zero point 0, not rotated)")
+
+
+def _check_layout(rows: int, cols: int, geometry: list, payload_size: int) -> None:
+    """The frame layout: the tiles and frames a writer makes for this matrix (docs/format.md,
+    *Layout*), and a payload large enough for its pictures and elements."""
+    tile_h, tile_w, frame_h, frame_w = geometry
+    grid = []
+    for n, tile, frame, side in ((rows, tile_h, frame_h, "rows"), (cols, tile_w, frame_w, "columns")):
+        count = -(-n // tile) if tile else 0
+        if (not 1 <= tile <= min(n, MAX_FRAME_SIDE) or tile != -(-n // count)
+                or frame != max(tile, MIN_FRAME_SIDE) or count > MAX_TILES_PER_SIDE):
+            raise FormatError(f"corrupted header: tiles of {tile} and frames of {frame} do not cut {n} {side} "
+                              "as a writer does")
+        grid.append(count)
+    pictures = grid[0] * grid[1]
+    if payload_size < MIN_PICTURE_BYTES * pictures:
+        raise FormatError(f"corrupted header: {payload_size} payload bytes cannot hold {pictures} pictures")
+    if rows * cols > MAX_ELEMENTS_PER_PAYLOAD_BYTE * payload_size:
+        raise FormatError(f"corrupted header: {rows * cols} elements in {payload_size} payload bytes "
+                          f"(at most {MAX_ELEMENTS_PER_PAYLOAD_BYTE} a byte)")
+
+
 def read_header(blob: Any) -> BlobHeader:
     """Parse and check the header of an encoded tensor (without decoding)."""
     view = memoryview(blob).cast("B")
@@ -190,9 +259,8 @@ def read_header(blob: Any) -> BlobHeader:
     pos += 8 * rank
     (n_params,) = struct.unpack_from("<I", view, pos)
     pos += 4
-    rows, _ = matrix_dims(shape)
-    if n_params not in (1, rows):
-        raise FormatError(f"corrupted header: {n_params} quantisation parameters for {rows} rows")
+    if n_params not in (1, matrix_dims(shape)[0]):
+        raise FormatError(f"corrupted header: {n_params} quantisation parameters for {matrix_dims(shape)[0]} rows")
     param_bytes = 4 * n_params if flags & _FLAG_SYMMETRIC else 8 * n_params
     need(pos, param_bytes + 2, "quantisation parameters")
     scale = np.frombuffer(view, dtype="<f4", count=n_params, offset=pos).astype(np.float32)
@@ -218,7 +286,7 @@ def read_header(blob: Any) -> BlobHeader:
         raise FormatError("corrupted header: header checksum mismatch")
     pos += _TRAILER.size
     # Fields below are covered by the header checksum; these checks catch blobs
-    # written by a faulty or hostile producer.
+    # written by a faulty or hostile producer, before anything is allocated.
     if dtype_code not in DTYPE_NAMES:
         raise FormatError(f"corrupted header: unknown dtype code {dtype_code}")
     known_flags = _FLAGS_V1 if version == 1 else _FLAGS_V1 | _FLAG_DENSE
@@ -228,10 +296,12 @@ def read_header(blob: Any) -> BlobHeader:
         raise FormatError("corrupted header: bits, preset or qp out of range")
     if 0 in shape:
         raise FormatError("corrupted header: empty shape")
+    if element_count(shape) < 0:
+        raise FormatError(f"corrupted header: shape {list(shape)} has more than {MAX_ELEMENTS} elements")
+    rows, cols = matrix_dims(shape)
     rotation: Optional[Rotation] = None
     if rotation_fields is not None:
         kind, block, seed = rotation_fields
-        cols = matrix_dims(shape)[1]
         if kind == _ROTATION_NONE and block == 0 and seed == 0:
             rotation = None
         elif kind != _ROTATION_HADAMARD or block < 2 or block & (block - 1) or cols % block:
@@ -242,6 +312,8 @@ def read_header(blob: Any) -> BlobHeader:
         raise FormatError(
             f"truncated or padded blob: header announces {payload_size} payload bytes, {n - pos} present"
         )
+    _check_quantiser(dtype_code, bits, flags, qp, rows, scale, zero_point, rotation)
+    _check_layout(rows, cols, geometry, payload_size)
     try:
         options_text = options.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -365,6 +437,10 @@ class Encoder:
             rotation=rotation,
             payload=payload,
         )
+        try:  # never write a blob that readers refuse (e.g. past a limit through exotic x265_params)
+            read_header(header + payload)
+        except FormatError as exc:
+            raise EncoderError(f"the encoded blob breaks the format's limits: {exc}") from None
         return header + payload
 
     def __repr__(self) -> str:
@@ -387,14 +463,23 @@ class Decoder:
     def threads(self) -> int:
         return self._native.threads
 
+    @staticmethod
+    def _header(blob: Any) -> BlobHeader:
+        """The checked header, and the payload checked against its CRC, before any allocation."""
+        header = read_header(blob)
+        if zlib.crc32(memoryview(blob).cast("B")[header.payload_offset :]) != header.payload_crc32:
+            raise FormatError("corrupted blob: payload checksum mismatch")
+        return header
+
     def _run(self, blob: Any, header: BlobHeader, out2d: np.ndarray, out_type: int) -> None:
         payload = memoryview(blob).cast("B")[header.payload_offset :]
-        if zlib.crc32(payload) != header.payload_crc32:
-            raise FormatError("corrupted blob: payload checksum mismatch")
-        self._native.decode(
-            payload, header.layout, header.scale, header.zero_point,
-            header.bits, header.symmetric, out2d, out_type, header.dense,
-        )
+        try:
+            self._native.decode(
+                payload, header.layout, header.scale, header.zero_point,
+                header.bits, header.symmetric, out2d, out_type, header.dense,
+            )
+        except ValueError as exc:  # read_header checks what the core checks: not reached by any header
+            raise FormatError(f"corrupted header: the decoder refuses its fields ({exc})") from None
 
     def decode(self, blob: Any, like: str = "numpy"):
         """Decode a blob to values with the original shape.
@@ -402,7 +487,7 @@ class Decoder:
         like="numpy": float32 / float16 as encoded, bfloat16 as float32, int8 as int8.
         like="torch": a CPU torch.Tensor with the original dtype (bfloat16 included).
         """
-        header = read_header(blob)
+        header = self._header(blob)
         result, out2d, out_type = allocate_output(header.shape, header.dtype_code, like)
         if header.rotation is None:
             self._run(blob, header, out2d, out_type)
@@ -422,7 +507,7 @@ class Decoder:
 
     def decode_int8(self, blob: Any) -> QuantizedTensor:
         """Decode to the integer levels (int8, original shape) and their parameters."""
-        header = read_header(blob)
+        header = self._header(blob)
         levels = np.empty(header.shape, dtype=np.int8)
         self._run(blob, header, levels.reshape(matrix_dims(header.shape)), OUT_LEVELS)
         return QuantizedTensor(levels, header.scale, header.zero_point, header.bits, header.symmetric,

@@ -13,6 +13,7 @@ import json
 import math
 import mmap
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -23,18 +24,35 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ._arrays import DTYPE_NAMES, MAX_RANK, allocate_output, is_torch_tensor, matrix_dims
+from ._arrays import DTYPE_NAMES, MAX_ELEMENTS, MAX_RANK, allocate_output, element_count, is_torch_tensor, matrix_dims
 from ._core import dequantize_levels, versions
 from ._files import atomic_write, write_chunks
 from .codec import Decoder, Encoder, QuantizedTensor, quantize, read_header
 from .errors import ContainerError, WeightVCError
 from .policy import Policy, TensorPlan
-from .settings import DEFAULT_QP
+from .settings import DEFAULT_QP, PRESETS
 from .targets import encode_to_target, resolve_rotate, step_for_snr
 
 FORMAT_NAME = "pyweightvc"
-FORMAT_VERSION = "1"
+# Version 2: the header starts with a CRC-32 of the rest of it (_CRC_LEAD below);
+# version 1 had no header checksum. Both are read.
+FORMAT_VERSION = "2"
+READABLE_VERSIONS = ("1", "2")
 MAX_HEADER_BYTES = 64 * 1024 * 1024
+# Limits of the JSON header (docs/format.md, *Limits*): the header nests three deep
+# (object -> entry -> shape list); numbers are short (u64 has 20 digits).
+MAX_JSON_DEPTH = 8
+MAX_INT_CHARS = 20
+MAX_FLOAT_CHARS = 32
+# deflate codes at most 258 bytes in 2 bits: no zlib stream inflates to more than
+# this many times its size (zlib's own bound), so an int8 entry declaring more
+# levels than that is refused before inflating
+MAX_DEFLATE_RATIO = 1032
+# a version-2 header begins with these bytes, then the CRC-32 (8 lowercase hex digits)
+# of every header byte after the digits' closing quote, padding included
+CRC_KEY = "header_crc32"
+_CRC_LEAD = b'{"__metadata__":{"' + CRC_KEY.encode() + b'":"'
+_CRC_END = len(_CRC_LEAD) + 8  # the digits' closing quote; the CRC covers what follows it
 # dtypes a tensor can have in a .wvc file, with their item sizes
 RAW_DTYPES = {
     "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2,
@@ -151,6 +169,16 @@ def _encode_tensor(x: Any, plan: TensorPlan, threads: Optional[int]) -> _Encoded
     return _Encoded(entry, params + zlib.compress(levels.tobytes(), _ZLIB_LEVEL))
 
 
+def _header_bytes(header: dict) -> bytes:
+    """The JSON header as written: the checksum field first, fixed separators,
+    spaces to a multiple of 8 bytes, then the CRC-32 of what follows the field."""
+    meta = {CRC_KEY: "0" * 8, **header["__metadata__"]}
+    blob = json.dumps({**header, "__metadata__": meta}, separators=(",", ":")).encode("utf-8")
+    blob += b" " * (-len(blob) % 8)  # keep the data 8-byte aligned
+    assert blob.startswith(_CRC_LEAD)
+    return blob[: len(_CRC_LEAD)] + b"%08x" % zlib.crc32(blob[_CRC_END + 1 :]) + blob[_CRC_END:]
+
+
 def library_metadata() -> dict:
     v = versions()
     return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "pyweightvc": v["pyweightvc"],
@@ -181,7 +209,7 @@ def save_file(
     for k, v in user_meta.items():
         if not isinstance(k, str) or not isinstance(v, str):
             raise TypeError(f"metadata must map str to str, got {k!r}: {v!r}")
-    reserved = set(user_meta) & set(library_metadata()) | ({"policy"} & set(user_meta))
+    reserved = set(user_meta) & set(library_metadata()) | ({"policy", CRC_KEY} & set(user_meta))
     if reserved:
         raise ValueError(f"metadata keys {sorted(reserved)} are reserved for pyweightvc")
 
@@ -244,8 +272,7 @@ def save_file(
         offset += len(e.data)
         header[name] = e.entry
     meta = {**library_metadata(), "policy": policy.to_json(), **user_meta}
-    blob = json.dumps({"__metadata__": meta, **header}, separators=(",", ":")).encode("utf-8")
-    blob += b" " * (-len(blob) % 8)  # keep the data 8-byte aligned
+    blob = _header_bytes({"__metadata__": meta, **header})
     if len(blob) > MAX_HEADER_BYTES:
         raise ValueError(f"header of {len(blob)} bytes exceeds the {MAX_HEADER_BYTES}-byte limit")
     atomic_write(path, write_chunks([struct.pack("<Q", len(blob)), blob] + [encoded[n].data for n in plans]))
@@ -260,6 +287,66 @@ def _fail(name: str, problem: str) -> ContainerError:
     return ContainerError(f"tensor {name!r}: {problem}")
 
 
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"?', re.DOTALL)  # an unterminated one runs to the end
+_NOT_BRACKETS = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def _json_depth(text: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest (outside strings), in
+    time linear in its size and without recursion."""
+    skeleton = _JSON_STRING.sub(b"", text).translate(None, _NOT_BRACKETS)
+    if not skeleton:
+        return 0
+    b = np.frombuffer(skeleton, np.uint8)
+    return int(np.cumsum(np.where((b == ord("[")) | (b == ord("{")), 1, -1)).max())
+
+
+def _json_int(text: str) -> int:
+    if len(text) > MAX_INT_CHARS:
+        raise ContainerError(f"header holds an integer of {len(text)} digits (at most {MAX_INT_CHARS})")
+    return int(text)
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if len(text) > MAX_FLOAT_CHARS or not math.isfinite(value):
+        raise ContainerError(f"header holds the number {text[:40]!r}: at most {MAX_FLOAT_CHARS} characters, finite")
+    return value
+
+
+def _json_constant(text: str) -> Any:
+    raise ContainerError(f"header holds {text}, which is not JSON")
+
+
+def _json_object(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise ContainerError(f"header holds the key {k!r} twice in one object")
+            seen.add(k)
+    return out
+
+
+def load_json(raw: Any) -> Any:
+    """JSON from a file (the header, or JSON kept in its metadata), parsed within
+    limits: depth, number sizes, no NaN or Infinity, no repeated keys. Anything
+    else raises ContainerError."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    depth = _json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise ContainerError(f"not a .wvc file: header nests {depth} deep (at most {MAX_JSON_DEPTH})")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_int=_json_int, parse_float=_json_float,
+                          parse_constant=_json_constant, object_pairs_hook=_json_object)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ContainerError(f"not a .wvc file: header is not JSON ({exc})") from None
+    except RecursionError:  # not reached after the depth check; kept as a guard
+        raise ContainerError("not a .wvc file: header nests too deep") from None
+
+
 def _parse_header(buf, file_size: int) -> tuple[dict, dict, int]:
     if file_size < 8:
         raise ContainerError(f"not a .wvc file: {file_size} bytes, too short for a header")
@@ -268,10 +355,12 @@ def _parse_header(buf, file_size: int) -> tuple[dict, dict, int]:
         raise ContainerError(f"header length {n} exceeds the {MAX_HEADER_BYTES}-byte limit")
     if 8 + n > file_size:
         raise ContainerError(f"truncated file: header needs {8 + n} bytes, file has {file_size}")
-    try:
-        header = json.loads(bytes(buf[8 : 8 + n]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ContainerError(f"not a .wvc file: header is not JSON ({exc})") from None
+    raw = bytes(buf[8 : 8 + n])
+    # a header with the checksum field is checked before its JSON is parsed
+    signed = raw.startswith(_CRC_LEAD) and raw[_CRC_END : _CRC_END + 1] == b'"'
+    if signed and raw[len(_CRC_LEAD) : _CRC_END] != b"%08x" % zlib.crc32(raw[_CRC_END + 1 :]):
+        raise ContainerError("corrupted header: header checksum mismatch")
+    header = load_json(raw)
     if not isinstance(header, dict):
         raise ContainerError("not a .wvc file: header is not a JSON object")
     meta = header.pop("__metadata__", {})
@@ -279,8 +368,13 @@ def _parse_header(buf, file_size: int) -> tuple[dict, dict, int]:
         raise ContainerError("__metadata__ must map strings to strings")
     if meta.get("format") != FORMAT_NAME:
         raise ContainerError("not a .wvc file: __metadata__ lacks format=pyweightvc")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ContainerError(f"unsupported .wvc format version {meta.get('format_version')!r} (this build reads {FORMAT_VERSION})")
+    version = meta.get("format_version")
+    if version not in READABLE_VERSIONS:
+        raise ContainerError(f"unsupported .wvc format version {version!r} (this build reads "
+                             f"{', '.join(READABLE_VERSIONS)})")
+    if (version != "1") != signed or (version == "1" and CRC_KEY in meta):
+        raise ContainerError(f"corrupted header: a version-{version} header "
+                             f"{'has no' if version == '1' else 'starts with its'} {CRC_KEY} field")
     data_start = 8 + n
     data_size = file_size - data_start
     spans = []
@@ -290,9 +384,9 @@ def _parse_header(buf, file_size: int) -> tuple[dict, dict, int]:
             spans.append((*e["data_offsets"], name))
     for name, e in header.items():
         if e["storage"] == "alias":
-            target = header.get(e.get("alias_of"))
+            target = header.get(e["alias_of"])
             if not isinstance(target, dict) or target.get("storage") == "alias":
-                raise _fail(name, f"alias_of {e.get('alias_of')!r} does not name a stored tensor")
+                raise _fail(name, f"alias_of {e['alias_of']!r} does not name a stored tensor")
             if target["shape"] != e["shape"] or target["dtype"] != e["dtype"]:
                 raise _fail(name, "alias has another shape or dtype than its target")
     spans.sort()
@@ -302,27 +396,53 @@ def _parse_header(buf, file_size: int) -> tuple[dict, dict, int]:
     return header, meta, data_start
 
 
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x >= 0
+
+
+# the type of every optional field an entry of a quantised storage may carry
+_QUANT_FIELDS: dict[str, Callable[[Any], bool]] = {
+    "symmetric": lambda v: isinstance(v, bool),
+    "per_channel": lambda v: isinstance(v, bool),
+    "lossless": lambda v: isinstance(v, bool),
+    "rotate": lambda v: isinstance(v, bool),
+    "qp": lambda v: v is None or (_is_int(v) and 0 <= v <= 51),
+    "preset": lambda v: v in PRESETS,
+    "min_step": _is_number,
+    "target_snr_db": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "target_bpw": _is_number,
+}
+
+
 def _check_entry(name: str, e: Any, data_size: int) -> None:
     if not isinstance(e, dict):
         raise _fail(name, "entry is not a JSON object")
     dtype, shape, storage = e.get("dtype"), e.get("shape"), e.get("storage")
-    if dtype not in RAW_DTYPES:
+    if not isinstance(dtype, str) or dtype not in RAW_DTYPES:
         raise _fail(name, f"unknown dtype {dtype!r}")
     if (not isinstance(shape, list) or len(shape) > MAX_RANK
-            or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2**48 for d in shape)):
+            or not all(_is_int(d) and 0 <= d < 2**48 for d in shape)):
         raise _fail(name, f"bad shape {shape!r}")
-    if storage not in ("hevc", "int8", "raw", "alias"):
+    numel = element_count(shape)
+    if numel < 0:
+        raise _fail(name, f"shape {shape!r} has more than {MAX_ELEMENTS} elements")
+    if not isinstance(storage, str) or storage not in ("hevc", "int8", "raw", "alias"):
         raise _fail(name, f"unknown storage {storage!r}")
     if storage == "alias":
+        if not isinstance(e.get("alias_of"), str):
+            raise _fail(name, f"alias_of {e.get('alias_of')!r} does not name a stored tensor")
         return
     offsets = e.get("data_offsets")
     if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+            or not all(_is_int(o) for o in offsets)
             or not 0 <= offsets[0] <= offsets[1] <= data_size):
         raise _fail(name, f"data_offsets {offsets!r} outside the {data_size}-byte data section")
-    if not isinstance(e.get("crc32"), int):
-        raise _fail(name, "missing crc32")
-    numel = math.prod(shape)
+    if not _is_int(e.get("crc32")) or not 0 <= e["crc32"] < 2**32:
+        raise _fail(name, f"bad crc32 {e.get('crc32')!r}")
     size = offsets[1] - offsets[0]
     if storage == "raw":
         if size != numel * RAW_DTYPES[dtype]:
@@ -333,17 +453,31 @@ def _check_entry(name: str, e: Any, data_size: int) -> None:
     if numel == 0:
         raise _fail(name, "empty tensor in quantised storage")
     bits = e.get("bits")
-    if not isinstance(bits, int) or not 2 <= bits <= 8:
+    if not (_is_int(bits) and bits in range(2, 9)):
         raise _fail(name, f"bad bits {bits!r}")
+    for key, ok in _QUANT_FIELDS.items():
+        if key in e and not ok(e[key]):
+            raise _fail(name, f"bad {key} {e[key]!r}")
     if storage == "int8":
-        params = e.get("params")
-        rows, _ = matrix_dims(tuple(shape))
-        if e.get("coder") not in _INT8_CODERS:
-            raise _fail(name, f"unknown coder {e.get('coder')!r}")
-        if not isinstance(e.get("symmetric"), bool):
-            raise _fail(name, "missing symmetric flag")
-        if params not in (1, rows) or (e["coder"] == "zlib" and size < (4 if e["symmetric"] else 8) * params):
-            raise _fail(name, f"bad quantisation parameter count {params!r}")
+        _check_int8_entry(name, e, shape, numel, size)
+
+
+def _check_int8_entry(name: str, e: dict, shape: list, numel: int, size: int) -> None:
+    params = e.get("params")
+    rows, _ = matrix_dims(tuple(shape))
+    if e.get("coder") not in _INT8_CODERS:
+        raise _fail(name, f"unknown coder {e.get('coder')!r}")
+    if not isinstance(e.get("symmetric"), bool):
+        raise _fail(name, "missing symmetric flag")
+    per_channel = e.get("per_channel")
+    if (not _is_int(params) or params not in (1, rows)
+            or (per_channel is not None and params != (rows if per_channel else 1))
+            or (e["coder"] == "zlib" and size < (4 if e["symmetric"] else 8) * params)):
+        raise _fail(name, f"bad quantisation parameter count {params!r}")
+    # the levels cannot inflate to more than MAX_DEFLATE_RATIO times the entry's bytes
+    if numel > MAX_DEFLATE_RATIO * size:
+        raise _fail(name, f"{numel} levels cannot come out of {size} bytes of deflate data "
+                          f"(at most {MAX_DEFLATE_RATIO} a byte)")
 
 
 def _inflate(name: str, what: str, data, size: int) -> tuple[bytes, bytes]:
@@ -450,6 +584,12 @@ class WvcFile:
             raise _fail(name, f"bad HEVC blob: {exc}") from None
         if list(h.shape) != e["shape"] or h.dtype != e["dtype"]:
             raise _fail(name, f"blob holds {h.dtype} {list(h.shape)}, header says {e['dtype']} {e['shape']}")
+        # the entry's settings, where it records them, are the blob's
+        said = {"bits": h.bits, "symmetric": h.symmetric, "per_channel": h.per_channel, "lossless": h.lossless,
+                "qp": h.qp, "preset": h.preset, "rotate": h.rotation is not None}
+        for key, value in said.items():
+            if e.get(key, False if key == "rotate" else value) != value:
+                raise _fail(name, f"the entry says {key}={e[key]!r}, its blob {value!r}")
         return h
 
     def _int8_parts(self, name: str, e: dict, data) -> QuantizedTensor:
@@ -460,14 +600,28 @@ class WvcFile:
             params, levels = bytes(data[:params_size]), data[params_size:]
         else:
             params, levels = _inflate(name, "quantisation parameters", data, params_size)
+        scale = np.frombuffer(params[: 4 * n], "<f4").astype(np.float32)
+        zero_point = np.zeros(n, np.int32) if symmetric else np.frombuffer(params[4 * n :], "<i4").astype(np.int32)
+        # the parameters are checked before the levels are inflated (bounded by their size)
+        bits = e["bits"]
+        qmax = (1 << (bits - 1)) - 1
+        qmin = -qmax if symmetric else -qmax - 1
+        with np.errstate(divide="ignore", over="ignore"):
+            good = np.isfinite(scale) & (scale > 0) & np.isfinite(np.float32(1) / scale)
+        if not good.all():
+            raise _fail(name, f"scale {float(scale[np.argmin(good)])!r} is not finite and positive with a finite inverse")
+        if ((zero_point < qmin) | (zero_point > qmax)).any():
+            raise _fail(name, f"a zero point is outside {qmin}..{qmax} for {bits} bits")
         numel = math.prod(e["shape"])
+        if numel > MAX_DEFLATE_RATIO * len(levels):
+            raise _fail(name, f"{numel} levels cannot come out of {len(levels)} bytes of deflate data")
         raw, rest = _inflate(name, "levels", levels, numel)
         if rest:
             raise _fail(name, f"{len(rest)} bytes after the levels' zlib stream")
-        scale = np.frombuffer(params[: 4 * n], "<f4").astype(np.float32)
-        zero_point = np.zeros(n, np.int32) if symmetric else np.frombuffer(params[4 * n :], "<i4").astype(np.int32)
         levels = np.frombuffer(raw, np.int8).reshape(e["shape"])
-        return QuantizedTensor(levels, scale, zero_point, e["bits"], symmetric)
+        if levels.min() < qmin or levels.max() > qmax:
+            raise _fail(name, f"levels outside {qmin}..{qmax} for {bits} bits")
+        return QuantizedTensor(levels, scale, zero_point, bits, symmetric)
 
     def get_tensor(self, name: str, like: str = "numpy"):
         """Decode one tensor (only that one). like="numpy" (bfloat16 comes back as
@@ -477,6 +631,8 @@ class WvcFile:
         self.decoded_count += 1
         shape, dtype = tuple(e["shape"]), e["dtype"]
         if e["storage"] == "raw":
+            if dtype == "bool" and data.translate(None, b"\x00\x01"):
+                raise _fail(name, "a bool byte other than 0 or 1")
             return _raw_to_array(data, dtype, shape, like)
         code = {v: k for k, v in DTYPE_NAMES.items()}[dtype]
         if e["storage"] == "hevc":

@@ -308,6 +308,8 @@ def compress_onnx_for_fidelity(original: Any, path: str, target_fidelity: float,
     """The smallest .wvc file of an ONNX model whose outputs on the probe inputs keep
     a mean cosine of at least `target_fidelity` to the original's (the accuracy
     search of pyweightvc.search driven by the output check)."""
+    import onnx
+
     from . import onnx as wvc_onnx
 
     model = wvc_onnx.load(original)
@@ -317,7 +319,9 @@ def compress_onnx_for_fidelity(original: Any, path: str, target_fidelity: float,
     skeleton = tensors[wvc_onnx.MODEL_KEY].tobytes()
 
     def check(state: Mapping[str, Any]) -> OutputCheck:
-        return probe.check(wvc_onnx.rebuild(skeleton, places, lambda key: state[key]))
+        model = onnx.ModelProto()
+        model.ParseFromString(skeleton)
+        return probe.check(wvc_onnx.rebuild(model, places, lambda key: state[key]))
 
     result = _search(tensors, path, check, target_fidelity, policy,
                      {**wvc_onnx.places_metadata(places), **(metadata or {})}, threads)

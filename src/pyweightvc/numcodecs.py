@@ -16,6 +16,7 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray_like, ndarray_copy
 
 from .codec import Decoder, Encoder
+from .errors import FormatError
 from .settings import DEFAULT_PRESET, DEFAULT_QP
 
 
@@ -36,9 +37,16 @@ class PyWeightVC(Codec):
         return self._encoder.encode(buf)
 
     def decode(self, buf, out=None):
+        """The chunk's values; for any content of `buf` only pyweightvc's errors
+        (FormatError, DecoderError) are raised."""
         data = ensure_contiguous_ndarray_like(buf).view(np.uint8)
         result = Decoder().decode(np.ascontiguousarray(data))
         if out is not None:
+            expected = ensure_contiguous_ndarray_like(out)
+            if result.nbytes != expected.nbytes or (expected.dtype != object and expected.dtype.itemsize
+                                                   and result.nbytes % expected.dtype.itemsize):
+                raise FormatError(f"the chunk decodes to {result.dtype} {result.shape} ({result.nbytes} bytes); "
+                                  f"out holds {expected.nbytes} bytes")
             return ndarray_copy(result, out)
         return result
 

@@ -28,7 +28,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .container import safe_open, save_file
+from .container import WvcFile, load_json, safe_open, save_file
+from .errors import ContainerError, InputError
 from .policy import Policy
 from .settings import DEFAULT_QP
 
@@ -160,6 +161,51 @@ def _float_tensor(name: str, arr: np.ndarray, data_type: int) -> TensorProto:
     return numpy_helper.from_array(arr.astype(np_type, copy=False), name)
 
 
+def _skeleton(f: WvcFile) -> onnx.ModelProto:
+    """The stored ModelProto (tensor data cleared); ContainerError if it is not one."""
+    e = f.entry(MODEL_KEY)
+    if e["storage"] != "raw" or e["dtype"] != "uint8" or len(e["shape"]) != 1:
+        raise ContainerError(f"tensor {MODEL_KEY!r}: expected raw uint8 bytes, found {e['storage']} {e['dtype']} {e['shape']}")
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(f.get_tensor(MODEL_KEY).tobytes())
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise ContainerError(f"tensor {MODEL_KEY!r} is not a serialised ONNX model ({type(exc).__name__}: {exc})") from None
+    return model
+
+
+def _places(f: WvcFile, inits: dict, consts: dict, format: str) -> list:
+    """__metadata__["onnx_tensors"], checked against the file and the model: each
+    [key, "initializer" | "constant", name] names a stored tensor and a float tensor
+    of the model with its shape."""
+    places = load_json(f.metadata().get("onnx_tensors", "[]"))
+    if not isinstance(places, list):
+        raise ContainerError("onnx_tensors is not a list")
+    if len({(p[1], p[2]) for p in places if isinstance(p, list) and len(p) == 3 and all(isinstance(q, str) for q in p)}) \
+            != len(places):
+        raise ContainerError("onnx_tensors: a tensor of the model is listed twice, or a place is malformed")
+    for place in places:
+        if (not isinstance(place, list) or len(place) != 3 or not all(isinstance(p, str) for p in place)
+                or place[1] not in ("initializer", "constant")):
+            raise ContainerError(f"onnx_tensors: bad place {place!r}")
+        key, kind, where = place
+        if key not in f.keys() or key == MODEL_KEY:
+            raise ContainerError(f"onnx_tensors: no tensor {key!r} in the file")
+        if kind == "constant":
+            attrs = [a for a in consts[where].attribute if a.name == "value"] if where in consts else []
+            t = attrs[0].t if attrs and attrs[0].type == onnx.AttributeProto.TENSOR else None
+        else:
+            t = inits.get(where)
+        if t is None or t.data_type not in _FLOAT_TYPES:
+            raise ContainerError(f"onnx_tensors: the model has no float {kind} {where!r} for tensor {key!r}")
+        e = f.entry(key)
+        if list(t.dims) != e["shape"]:
+            raise ContainerError(f"tensor {key!r}: shape {e['shape']}, the model's {kind} {where!r} has {list(t.dims)}")
+        if format == "qdq" and kind == "initializer" and e["storage"] == "raw":
+            raise ContainerError(f"tensor {key!r} is stored raw: not a quantised weight")
+    return places
+
+
 def decompress(path: str, format: str = "float") -> onnx.ModelProto:
     """Rebuild the ONNX model from a .wvc file written by :func:`compress`.
 
@@ -172,17 +218,19 @@ def decompress(path: str, format: str = "float") -> onnx.ModelProto:
         raise ValueError(f"format must be 'float' or 'qdq', got {format!r}")
     with safe_open(path) as f:
         if MODEL_KEY not in f.keys():
-            raise ValueError(f"{path}: not a .wvc file made from an ONNX model")
-        places = json.loads(f.metadata().get("onnx_tensors", "[]"))
-        return rebuild(f.get_tensor(MODEL_KEY).tobytes(), places, f.get_tensor, f.get_int8, format)
+            raise InputError(f"{path}: not a .wvc file made from an ONNX model")
+        model = _skeleton(f)
+        inits = {t.name: t for t in model.graph.initializer}
+        consts = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant" and n.output}
+        places = _places(f, inits, consts, format)
+        return rebuild(model, places, f.get_tensor, f.get_int8, format)
 
 
-def rebuild(skeleton: bytes, places: list, get_tensor: Callable[[str], np.ndarray],
+def rebuild(model: onnx.ModelProto, places: list, get_tensor: Callable[[str], np.ndarray],
             get_int8: Optional[Callable[[str], Any]] = None, format: str = "float") -> onnx.ModelProto:
-    """The model from its stripped graph and its extracted tensors (get_tensor(key)
-    -> decoded values; get_int8(key) -> levels and scales, for format="qdq")."""
-    model = onnx.ModelProto()
-    model.ParseFromString(skeleton)
+    """The model from its stripped graph (changed in place) and its extracted tensors
+    (get_tensor(key) -> decoded values; get_int8(key) -> levels and scales, for
+    format="qdq"); places as extract gives them or decompress has checked them."""
     opset = max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=0)
     if format == "qdq" and opset < 13:
         # per-axis DequantizeLinear needs opset 13: convert the graph (the
@@ -192,10 +240,10 @@ def rebuild(skeleton: bytes, places: list, get_tensor: Callable[[str], np.ndarra
         try:
             model = version_converter.convert_version(model, 13)
         except Exception as exc:
-            raise ValueError(f"qdq export needs opset >= 13 and converting from opset {opset} failed: {exc}") from None
+            raise InputError(f"qdq export needs opset >= 13 and converting from opset {opset} failed: {exc}") from None
         opset = 13
     inits = {t.name: t for t in model.graph.initializer}
-    consts = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant"}
+    consts = {n.output[0]: n for n in model.graph.node if n.op_type == "Constant" and n.output}
     dq_nodes = []
     for key, kind, where in places:
         if kind == "constant":
@@ -207,7 +255,7 @@ def rebuild(skeleton: bytes, places: list, get_tensor: Callable[[str], np.ndarra
             t.CopyFrom(_float_tensor(t.name, get_tensor(key), t.data_type))
             continue
         if t.data_type != TensorProto.FLOAT:
-            raise ValueError(f"qdq export needs float32 weights (tensor {where!r} is {_FLOAT_TYPES[t.data_type]})")
+            raise InputError(f"qdq export needs float32 weights (tensor {where!r} is {_FLOAT_TYPES[t.data_type]})")
         if get_int8 is None:
             raise ValueError("format=\"qdq\" needs the tensors' integer levels (get_int8)")
         qt = get_int8(key)

@@ -2,6 +2,7 @@
 regenerate a fixture of a released version: the tests exist to catch changes).
 
     python tests/data/make_fixtures.py v2    (v1: the version-1 fixtures)
+    python tests/data/make_fixtures.py wvc-v2    (the .wvc file of format version 2)
 """
 
 import json
@@ -85,6 +86,11 @@ def main_multiframe():
     write("v1_f32_qp24_multiframe", w, qp=24, max_frame_side=40)
 
 
+def main_wvc_v2():
+    """A .wvc file of format version 2 (a CRC-32 of the JSON header in its first field)."""
+    write_container("tiny_model_v2")
+
+
 def main_zlib_params():
     """A .wvc file with an int8 entry of coder "zlib-params" (parameters deflated)."""
     write_container("tiny_model_v1_zlib_params")
@@ -93,5 +99,6 @@ def main_zlib_params():
 if __name__ == "__main__":
     import sys
 
-    fixtures = {"v1": main, "v2": main_v2, "zlib-params": main_zlib_params, "multiframe": main_multiframe}
+    fixtures = {"v1": main, "v2": main_v2, "zlib-params": main_zlib_params, "multiframe": main_multiframe,
+                "wvc-v2": main_wvc_v2}
     fixtures[sys.argv[1] if len(sys.argv) > 1 else "zlib-params"]()
