@@ -13,6 +13,7 @@ from ._core import versions as _versions
 from .codec import Decoder, Encoder, QuantizedTensor, decode, decode_int8, dequantize, lib_info, quantize, read_header
 from .container import load_file, safe_open, save_file
 from .errors import ContainerError, DecoderError, EncoderError, FormatError, InputError, WeightVCError
+from .folders import compress_folder, decompress_folder
 from .policy import Policy
 from .settings import DEFAULT_PRESET, DEFAULT_QP
 from .targets import encode
@@ -33,6 +34,8 @@ __all__ = [
     "save_file",
     "load_file",
     "safe_open",
+    "compress_folder",
+    "decompress_folder",
     "Policy",
     "rate",
     "WeightVCError",

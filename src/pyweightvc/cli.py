@@ -1,6 +1,7 @@
 """The ``pyweightvc`` command (also ``python -m pyweightvc``): parse, call, print.
 
     pyweightvc compress IN -o OUT.wvc [--qp 24] [--lossless] [--policy FILE | --override PATTERN=k:v,...]
+    pyweightvc compress FOLDER -o OUT_FOLDER [--workers N] [--scheduler local|tcp://host:8786] [--resume]
     pyweightvc decompress IN.wvc -o OUT.pt|OUT.safetensors|OUT.onnx
     pyweightvc info IN.wvc
     pyweightvc check IN.wvc|FOLDER
@@ -59,6 +60,16 @@ def _setting(name: str, convert):
             raise argparse.ArgumentTypeError(str(exc).replace(f"{name} must", "must")) from None
 
     return parse
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _parse_value(text: str) -> Any:
@@ -217,6 +228,10 @@ def cmd_compress(args: argparse.Namespace) -> dict:
                          f"(decompress writes .pt, .safetensors and .onnx)")
     if args.target_size is not None and (folder or args.input.endswith(".onnx")):
         raise InputError("--target-size works on one checkpoint file (.pt/.pth/.bin/.safetensors)")
+    spread = [flag for flag, given in (("--scheduler", args.scheduler is not None), ("--resume", args.resume),
+                                       ("--workers", (args.workers or 1) > 1)) if given]
+    if spread and not folder:
+        raise InputError(f"{', '.join(spread)}: for a model folder (one file is coded in this process)")
     t0 = time.perf_counter()
     extra: dict[str, Any]
     if args.target_fidelity is not None:
@@ -224,7 +239,8 @@ def cmd_compress(args: argparse.Namespace) -> dict:
     elif folder:
         with _progress_bar(folders.folder_elements(args.input), args, "compress") as bar:
             result = folders.compress_folder(args.input, args.output, policy, threads=args.threads,
-                                             progress=lambda name, n: bar.update(n))
+                                             progress=lambda name, n: bar.update(n), workers=args.workers,
+                                             scheduler=args.scheduler, resume=args.resume)
         header, size, extra = result.headers, result.bytes, {"shards": len(result.shards)}
     elif args.input.endswith(".onnx"):
         wvc_onnx = _onnx_module()
@@ -461,7 +477,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per-tensor settings by glob, re:REGEX or kind:KIND, e.g. 'classifier.*=qp:30' (repeatable)")
     c.add_argument("--preset", choices=PRESETS, default=None, help=f"x265 preset (default {DEFAULT_PRESET})")
     c.add_argument("--threads", type=_setting("threads", int), default=None,
-                   help="threads per encoder (default: all cores)")
+                   help="threads per encoder (default: all cores in one process, 1 per task on a cluster)")
+    c.add_argument("--workers", type=_positive, default=None, metavar="N",
+                   help="model folders: tensors coded by N worker processes at once (default: every core; "
+                        "1: in this process, one tensor at a time); more than 1 needs pyweightvc[distributed]")
+    c.add_argument("--scheduler", metavar="local|ADDRESS", default=None,
+                   help="model folders: 'local' for a Dask LocalCluster of --workers processes, or the address "
+                        "of a running Dask scheduler (tcp://host:8786; its workers read the input folder at "
+                        "the same path)")
+    c.add_argument("--resume", action="store_true",
+                   help="model folders: keep the .wvc shards already in the output folder that verify (same "
+                        "source and settings, every checksum) and code only the others")
     c.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     c.set_defaults(run=cmd_compress)
 

@@ -17,7 +17,7 @@ import re
 import struct
 import warnings
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -120,7 +120,7 @@ class _Encoded:
     data: bytes
 
 
-def _warn_non_finite(name: str, x: Any) -> None:
+def warn_non_finite(name: str, x: Any) -> None:
     """Raw storage keeps NaN and Inf bit for bit (masks hold -inf on purpose), but a
     weight that is not finite is usually a broken checkpoint: say so, like the
     quantised path, which refuses them."""
@@ -205,13 +205,7 @@ def save_file(
         policy = Policy(qp)
     if not isinstance(tensors, Mapping):
         raise TypeError(f"tensors must be a mapping of name -> tensor, got {type(tensors).__name__}")
-    user_meta = dict(metadata or {})
-    for k, v in user_meta.items():
-        if not isinstance(k, str) or not isinstance(v, str):
-            raise TypeError(f"metadata must map str to str, got {k!r}: {v!r}")
-    reserved = set(user_meta) & set(library_metadata()) | ({"policy", CRC_KEY} & set(user_meta))
-    if reserved:
-        raise ValueError(f"metadata keys {sorted(reserved)} are reserved for pyweightvc")
+    user_meta = check_metadata(metadata)
 
     names = list(tensors)
     for name in names:
@@ -232,13 +226,10 @@ def save_file(
             first_of[key] = name
         plans[name] = policy.plan(name, dtype_name(x), _shape(x))
         if plans[name].storage == "raw":
-            _warn_non_finite(name, x)
+            warn_non_finite(name, x)
 
-    def work(name: str) -> _Encoded:
-        try:
-            enc = _encode_tensor(tensors[name], plans[name], threads)
-        except (ValueError, TypeError) as exc:
-            raise type(exc)(f"tensor {name!r}: {exc}") from exc
+    def work(name: str) -> tuple[dict, bytes]:
+        enc = encode_tensor(name, tensors[name], plans[name], threads)
         if progress:
             progress(name, math.prod(_shape(tensors[name])))
         return enc
@@ -258,24 +249,58 @@ def save_file(
         raise
     pool.shutdown()
 
+    for name in aliases:
+        x = tensors[name]
+        encoded[name] = ({"dtype": dtype_name(x), "shape": list(_shape(x)), "storage": "alias",
+                          "alias_of": aliases[name]}, b"")
+    return write_file(path, [(name, *encoded[name]) for name in names], policy, user_meta)
+
+
+def check_metadata(metadata: Optional[Mapping[str, str]]) -> dict:
+    """The user's metadata as a dict, checked: str -> str, no key pyweightvc writes itself."""
+    user_meta = dict(metadata or {})
+    for k, v in user_meta.items():
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise TypeError(f"metadata must map str to str, got {k!r}: {v!r}")
+    reserved = set(user_meta) & set(library_metadata()) | ({"policy", CRC_KEY} & set(user_meta))
+    if reserved:
+        raise ValueError(f"metadata keys {sorted(reserved)} are reserved for pyweightvc")
+    return user_meta
+
+
+def encode_tensor(name: str, x: Any, plan: TensorPlan, threads: Optional[int] = None) -> tuple[dict, bytes]:
+    """One tensor as :func:`save_file` stores it under `plan`: its header entry
+    (without data_offsets and crc32, which :func:`write_file` adds) and its data.
+    Errors name the tensor."""
+    try:
+        enc = _encode_tensor(x, plan, threads)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"tensor {name!r}: {exc}") from exc
+    return enc.entry, enc.data
+
+
+def write_file(path: str, parts: Sequence[tuple[str, dict, bytes]], policy: Policy,
+               metadata: Optional[Mapping[str, str]] = None) -> dict:
+    """Write a .wvc file atomically from encoded tensors in file order: (name, entry,
+    data) as :func:`encode_tensor` returns them, or an alias entry (``storage="alias"``,
+    ``alias_of``) with no data. The same parts give the same bytes as :func:`save_file`
+    with the same policy and metadata. Returns the header written."""
+    user_meta = check_metadata(metadata)
     header: dict = {}
     offset = 0
-    for name in names:
-        if name in aliases:
-            x = tensors[name]
-            header[name] = {"dtype": dtype_name(x), "shape": list(_shape(x)), "storage": "alias",
-                            "alias_of": aliases[name]}
-            continue
-        e = encoded[name]
-        e.entry["data_offsets"] = [offset, offset + len(e.data)]
-        e.entry["crc32"] = zlib.crc32(e.data)
-        offset += len(e.data)
-        header[name] = e.entry
+    for name, entry, data in parts:
+        e = dict(entry)
+        if e["storage"] != "alias":
+            e["data_offsets"] = [offset, offset + len(data)]
+            e["crc32"] = zlib.crc32(data)
+            offset += len(data)
+        header[name] = e
     meta = {**library_metadata(), "policy": policy.to_json(), **user_meta}
     blob = _header_bytes({"__metadata__": meta, **header})
     if len(blob) > MAX_HEADER_BYTES:
         raise ValueError(f"header of {len(blob)} bytes exceeds the {MAX_HEADER_BYTES}-byte limit")
-    atomic_write(path, write_chunks([struct.pack("<Q", len(blob)), blob] + [encoded[n].data for n in plans]))
+    chunks = [data for _, entry, data in parts if entry["storage"] != "alias"]
+    atomic_write(path, write_chunks([struct.pack("<Q", len(blob)), blob] + chunks))
     return header
 
 

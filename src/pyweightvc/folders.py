@@ -12,11 +12,16 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
 import pickle
 import shutil
+import struct
+import threading
+import zlib
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -24,8 +29,9 @@ import numpy as np
 
 from ._arrays import is_torch_tensor
 from ._files import atomic_write
-from .container import dtype_name, load_file, safe_open, save_file
-from .errors import InputError
+from .container import RAW_DTYPES, dtype_name, load_file, safe_open, save_file
+from .distributed import SAFETENSORS_DTYPES, ShardJob, compress_shards, local_cores, shard_tensors
+from .errors import InputError, WeightVCError
 from .policy import Policy
 from .search import save_file_to_size
 
@@ -172,6 +178,9 @@ def decompress_checkpoint(src: str, dst: str, threads: Optional[int] = None) -> 
         raise InputError(f"{src}: no such file")
     with safe_open(src) as f:
         st_meta = f.metadata().get(SAFETENSORS_META_KEY)
+    if torch is not None and dst.endswith(SAFETENSORS_SUFFIX):
+        with ThreadPoolExecutor(threads or local_cores()) as pool:
+            return _stream_safetensors(src, dst, st_meta, pool, threading.Event())
     tensors = load_file(src, like="torch" if torch else "numpy", threads=threads)
 
     def write(tmp: str) -> None:
@@ -191,6 +200,63 @@ def decompress_checkpoint(src: str, dst: str, threads: Optional[int] = None) -> 
 
     atomic_write(dst, write)
     return len(tensors)
+
+
+_ST_CODES = {name: code for code, name in SAFETENSORS_DTYPES.items()}
+
+
+def _stream_safetensors(src: str, dst: str, st_meta: Optional[str], pool: ThreadPoolExecutor,
+                        stop: threading.Event) -> int:
+    """Decode a .wvc file into a .safetensors file (torch dtypes, bfloat16 kept)
+    without holding it in memory: the header first, from the .wvc header, then each
+    tensor decoded by a task of `pool` (one decoder thread each, largest first) and
+    written at its offset. Atomic; `stop` set makes the tasks not started give up.
+    Returns the number of tensors."""
+    with safe_open(src, threads=1) as f:
+        entries = {name: f.entry(name) for name in f.keys()}
+        header: dict = {"__metadata__": json.loads(st_meta) if st_meta else {"format": "pt"}}
+        offset = 0
+        for name, e in entries.items():
+            size = math.prod(e["shape"]) * RAW_DTYPES[e["dtype"]]
+            header[name] = {"dtype": _ST_CODES[e["dtype"]], "shape": e["shape"], "data_offsets": [offset, offset + size]}
+            offset += size
+        blob = json.dumps(header, separators=(",", ":")).encode("utf-8")
+        blob += b" " * (-len(blob) % 8)
+        start = 8 + len(blob)
+
+        def one(fd: int, name: str) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            import torch
+
+            t = f.get_tensor(name, like="torch")
+            flat = t.contiguous().reshape(-1)
+            if flat.numel():
+                data = flat.view(torch.uint8).numpy()
+                written = os.pwrite(fd, data, start + header[name]["data_offsets"][0])
+                if written != data.nbytes:
+                    raise OSError(errno.EIO, f"short write of tensor {name!r}", dst)
+
+        def write(tmp: str) -> None:
+            with open(tmp, "wb") as out:
+                out.write(struct.pack("<Q", len(blob)) + blob)
+                out.truncate(start + offset)
+                order = sorted(entries, key=lambda n: -header[n]["data_offsets"][1] + header[n]["data_offsets"][0])
+                futures = [pool.submit(one, out.fileno(), name) for name in order]
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:
+                    stop.set()
+                    for future in futures:
+                        future.cancel()
+                    wait(futures)  # no task writes to the file once it is removed
+                    raise
+                out.flush()
+                os.fsync(out.fileno())
+
+        atomic_write(dst, write)
+    return len(entries)
 
 
 def model_shards(folder: str) -> list[str]:
@@ -230,28 +296,52 @@ def folder_elements(folder: str) -> int:
 
 
 def compress_folder(src: str, dst: str, policy: Optional[Policy] = None, *, threads: Optional[int] = None,
-                    progress: Progress = None) -> FolderResult:
-    """A model folder (sharded or not): each .safetensors shard becomes a .wvc file,
-    one shard in memory at a time; every other file is copied; the manifest is
-    written last, so a folder without one is incomplete."""
+                    progress: Progress = None, client: Any = None, scheduler: Optional[str] = None,
+                    workers: Optional[int] = None, resume: bool = False) -> FolderResult:
+    """A model folder (sharded or not): each .safetensors shard becomes a .wvc file;
+    every other file is copied; the manifest is written last, so a folder without
+    one is incomplete.
+
+    One tensor per task, read by its worker from the shard's memory map; each shard
+    is written as soon as its tensors are done (:mod:`pyweightvc.distributed`).
+    client: a ``dask.distributed.Client`` (its workers read the shards: on a remote
+    cluster `src` must be at the same path on every worker). scheduler:
+    "local" or a Dask scheduler address. workers: 1 runs in this process; more, or
+    the default (every core), start a Dask LocalCluster when Dask is installed.
+    threads: encoder threads per task. resume: keep the .wvc shards already in
+    `dst` that verify (same source and policy, every checksum) instead of coding
+    them again. The bytes written do not depend on the executor or worker count."""
     if os.path.exists(dst) and not os.path.isdir(dst):
         raise InputError(f"{dst}: exists and is not a folder")
     if os.path.abspath(src) == os.path.abspath(dst):
         raise InputError("the output folder must differ from the input folder")
+    policy = policy or Policy()
     shards = model_shards(src)
     os.makedirs(dst, exist_ok=True)
-    manifest: dict = {}
-    headers: dict = {}
-    size = 0
-    for shard in shards:
-        target = shard[: -len(SAFETENSORS_SUFFIX)] + ".wvc"
-        header = compress_checkpoint(os.path.join(src, shard), os.path.join(dst, target), policy, threads=threads,
-                                     progress=progress)
-        manifest[target] = shard
-        headers.update({f"{shard}:{k}": v for k, v in header.items()})
-        size += os.path.getsize(os.path.join(dst, target))
+    manifest = {_wvc_name(shard): shard for shard in shards}
+    headers: dict[str, dict] = {}
+    jobs = []
+    for target, shard in manifest.items():
+        source = os.path.abspath(os.path.join(src, shard))
+        job = ShardJob(source, os.path.abspath(os.path.join(dst, target)), _shard_metadata(source))
+        header = _finished_shard(job, policy) if resume else None
+        if header is None:
+            jobs.append(job)
+        else:
+            headers[shard] = header
+            if progress:
+                for name, e in header.items():
+                    progress(name, math.prod(e["shape"]))
+
+    def written(job: ShardJob, header: dict) -> None:
+        headers[os.path.basename(job.source)] = header
+
+    compress_shards(jobs, policy, client=client, scheduler=scheduler, workers=workers, threads=threads,
+                    progress=progress, written=written)
     finish_folder(src, dst, manifest)
-    return FolderResult(headers, size, manifest)
+    size = sum(os.path.getsize(os.path.join(dst, target)) for target in manifest)
+    merged = {f"{shard}:{k}": v for shard in shards for k, v in headers[shard].items()}
+    return FolderResult(merged, size, manifest)
 
 
 def finish_folder(src: str, dst: str, manifest: dict) -> None:
@@ -260,6 +350,68 @@ def finish_folder(src: str, dst: str, manifest: dict) -> None:
     _copy_other_files(src, dst, skip=lambda n: n in manifest.values() or n == FOLDER_MANIFEST)
     text = json.dumps({"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "shards": manifest}, indent=1)
     atomic_write(os.path.join(dst, FOLDER_MANIFEST), lambda tmp: _write_text(tmp, text))
+
+
+def _wvc_name(shard: str) -> str:
+    return shard[: -len(SAFETENSORS_SUFFIX)] + ".wvc"
+
+
+def _shard_metadata(path: str) -> dict:
+    """The .wvc metadata of a shard, as :func:`compress_checkpoint` writes it."""
+    from safetensors import SafetensorError
+    from safetensors import safe_open as st_open
+
+    try:
+        with st_open(path, framework="np") as f:
+            st_meta = f.metadata()
+    except (SafetensorError, OSError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: not a readable .safetensors file ({exc})") from None
+    return {"source": os.path.basename(path), "source_kind": "safetensors",
+            SAFETENSORS_META_KEY: json.dumps(st_meta or {}, sort_keys=True)}
+
+
+def _finished_shard(job: ShardJob, policy: Policy) -> Optional[dict]:
+    """The header of `job`'s .wvc file if it is there and complete: written from the
+    same shard (name and metadata) under the same policy, the shard's tensors in its
+    order, and every tensor's checksum right. None otherwise (it is coded again)."""
+    if not os.path.isfile(job.target):
+        return None
+    try:
+        with safe_open(job.target) as f:
+            meta = f.metadata()
+            header = {k: f.written_entry(k) for k in f.keys()}
+        if meta.get("policy") != policy.to_json() or any(meta.get(k) != v for k, v in job.metadata.items()):
+            return None
+        if list(header) != [name for name, _, _ in shard_tensors(job.source)]:
+            return None
+        if not _checksums_ok(job.target, header):
+            return None
+    except (WeightVCError, OSError, ValueError, KeyError):
+        return None
+    return header
+
+
+def _checksums_ok(path: str, header: dict) -> bool:
+    """Every stored tensor's CRC-32 against its data (no decoding)."""
+    with open(path, "rb") as f:
+        (n,) = struct.unpack("<Q", f.read(8))
+        start = 8 + n
+        for e in header.values():
+            if e["storage"] == "alias":
+                continue
+            b, end = e["data_offsets"]
+            f.seek(start + b)
+            crc = 0
+            left = end - b
+            while left:
+                chunk = f.read(min(left, 1 << 24))
+                if not chunk:
+                    return False
+                crc = zlib.crc32(chunk, crc)
+                left -= len(chunk)
+            if crc != e["crc32"]:
+                return False
+    return True
 
 
 def _write_text(path: str, text: str) -> None:
@@ -293,6 +445,37 @@ def decompress_folder(src: str, dst: str, threads: Optional[int] = None) -> tupl
     file is copied. Returns (tensors, bytes of the shards)."""
     shards = read_manifest(src)
     os.makedirs(dst, exist_ok=True)
-    count = sum(decompress_checkpoint(os.path.join(src, w), os.path.join(dst, s), threads) for w, s in shards.items())
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        count = sum(decompress_checkpoint(os.path.join(src, w), os.path.join(dst, s), threads)
+                    for w, s in shards.items())
+    else:
+        count = _decompress_shards(src, dst, shards, threads)
     _copy_other_files(src, dst, skip=lambda n: n in shards or n == FOLDER_MANIFEST)
     return count, sum(os.path.getsize(os.path.join(dst, s)) for s in shards.values())
+
+
+def _decompress_shards(src: str, dst: str, shards: dict, threads: Optional[int]) -> int:
+    """Every shard of a folder decoded at once, tensors as tasks of one pool of
+    `threads` (default: every core) decoder threads, two shards in progress so that
+    no core waits for a shard's last tensor; each shard streamed to its file. On
+    Ctrl-C or an error the tasks not started are dropped and every temporary file
+    is removed before this returns."""
+    stop = threading.Event()
+    with ThreadPoolExecutor(threads or local_cores()) as pool, ThreadPoolExecutor(2) as shard_pool:
+        def one(wvc_name: str, st_name: str) -> int:
+            path = os.path.join(src, wvc_name)
+            with safe_open(path) as f:
+                st_meta = f.metadata().get(SAFETENSORS_META_KEY)
+            return _stream_safetensors(path, os.path.join(dst, st_name), st_meta, pool, stop)
+
+        futures = [shard_pool.submit(one, w, s) for w, s in shards.items()]
+        try:
+            return sum(future.result() for future in futures)
+        except BaseException:
+            stop.set()
+            for future in futures:
+                future.cancel()
+            wait(futures)
+            raise
