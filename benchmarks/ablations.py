@@ -37,11 +37,13 @@ def coders_section():
         zstandard = None
         print("zstandard not installed: no zstd column")
     xz = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
-    sds = {"mobilenet_v2": models.mobilenet_v2_state_dict(),
-           "efficientnet_lite0": {k: v.numpy() for k, v in torch.load(
-               models.efficientnet_lite0_path(), map_location="cpu", weights_only=True).items()}}
-    coders = {"deflate-9": lambda b: zlib.compress(b, 9),
-              "xz-9e": lambda b: lzma.compress(b, format=lzma.FORMAT_RAW, filters=xz)}
+    sds = {
+        "mobilenet_v2": models.mobilenet_v2_state_dict(),
+        "efficientnet_lite0": {
+            k: v.numpy() for k, v in torch.load(models.efficientnet_lite0_path(), map_location="cpu", weights_only=True).items()
+        },
+    }
+    coders = {"deflate-9": lambda b: zlib.compress(b, 9), "xz-9e": lambda b: lzma.compress(b, format=lzma.FORMAT_RAW, filters=xz)}
     if zstandard:
         coders["zstd-19"] = lambda b: zstandard.ZstdCompressor(level=19).compress(b)
     print("| model | scales | " + " | ".join(list(coders) + ["HEVC lossless"]) + " |  (bits per weight)")
@@ -82,9 +84,12 @@ def folder_section():
             size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out) if f.endswith(".wvc"))
             got = st.SentenceTransformer(back, device="cpu").encode(text)
             a = fidelity.embedding_agreement(ref, got)
-            print(f"QP {qp}: {size:,} B of .wvc for {original:,} B of safetensors ({original / size:.2f}x), "
-                  f"cosine {a['cosine']:.4f}, NN agreement {100 * a['nn_agreement']:.1f} %, "
-                  f"compress {t_c:.1f} s, decompress {t_d:.1f} s", file=sys.stderr)
+            print(
+                f"QP {qp}: {size:,} B of .wvc for {original:,} B of safetensors ({original / size:.2f}x), "
+                f"cosine {a['cosine']:.4f}, NN agreement {100 * a['nn_agreement']:.1f} %, "
+                f"compress {t_c:.1f} s, decompress {t_d:.1f} s",
+                file=sys.stderr,
+            )
 
 
 def fuzz_section():

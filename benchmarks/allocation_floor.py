@@ -65,14 +65,14 @@ def main(argv=None) -> int:
         for floor in (float(f) for f in args.floors.split(",")):
             search.ALLOCATE_MIN_SNR_DB = floor
             try:
-                found = rate.save_file_for_accuracy(weights, path, subject.score, max_drop, policy=policy,
-                                                    allocate="measured")
+                found = rate.save_file_for_accuracy(weights, path, subject.score, max_drop, policy=policy, allocate="measured")
             finally:
                 search.ALLOCATE_MIN_SNR_DB = default
-            held = "" if validation is None else \
-                f", validation {subject.accuracy(wvc.load_file(path), *validation):.4f}"
-            print(f"floor {floor:g} dB: {os.path.getsize(path):,} B, test accuracy {found.score:.4f}{held}, "
-                  f"shared target {found.target_snr_db:.2f} dB")
+            held = "" if validation is None else f", validation {subject.accuracy(wvc.load_file(path), *validation):.4f}"
+            print(
+                f"floor {floor:g} dB: {os.path.getsize(path):,} B, test accuracy {found.score:.4f}{held}, "
+                f"shared target {found.target_snr_db:.2f} dB"
+            )
             with wvc.safe_open(path) as f:
                 for name in found.qps:
                     e = f.entry(name)

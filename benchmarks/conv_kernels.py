@@ -53,8 +53,7 @@ def main(argv=None) -> int:
         signal = sum(float((ref[k].astype(np.float64) ** 2).sum()) for k in conv)
         n_conv = sum(ref[k].size for k in conv)
         print(f"{args.model}: {len(conv)} conv kernels, {n_conv:,} weights; fc at QP {args.fc_qp}\n")
-        print("| conv kernels | model bytes | conv bits/weight | levels' entropy | conv SNR dB | KL divergence "
-              "| top-1 agreement |")
+        print("| conv kernels | model bytes | conv bits/weight | levels' entropy | conv SNR dB | KL divergence | top-1 agreement |")
         print("|---|---|---|---|---|---|---|")
         path = os.path.join(work, "m.wvc")
         for label, conv_settings in CONV_SETTINGS.items():
@@ -71,9 +70,12 @@ def main(argv=None) -> int:
                 p = p[p > 0]
                 entropy = f"{-(p * np.log2(p)).sum():.2f}"
             fid = subject.evaluate(got)
-            print(f"| {label} | {os.path.getsize(path):,} | {8 * conv_bytes / n_conv:.2f} | {entropy} | "
-                  f"{10 * np.log10(signal / noise):.2f} | {fid['kl_divergence']:.4f} | "
-                  f"{100 * fid['top1_agreement']:.1f} % |", flush=True)
+            print(
+                f"| {label} | {os.path.getsize(path):,} | {8 * conv_bytes / n_conv:.2f} | {entropy} | "
+                f"{10 * np.log10(signal / noise):.2f} | {fid['kl_divergence']:.4f} | "
+                f"{100 * fid['top1_agreement']:.1f} % |",
+                flush=True,
+            )
     return 0
 
 

@@ -61,8 +61,7 @@ def rate_section(mats, results, repeats):
                 bpw = 8 * len(blob) / w.size
                 label = "lossless" if qp is None else f"QP {qp}"
                 rows.append([name, scheme, label, len(blob), f"{bpw:.3f}", f"{snr:.2f}", f"{32 / bpw:.1f}"])
-                results["rate"].append(dict(matrix=name, per_channel=per_channel, setting=label, bytes=len(blob),
-                                            bpw=bpw, snr_db=snr))
+                results["rate"].append(dict(matrix=name, per_channel=per_channel, setting=label, bytes=len(blob), bpw=bpw, snr_db=snr))
     print("\n### Size and fidelity per QP (preset %s)\n" % wvc.lib_info()["default_preset"])
     print(table(["matrix", "scales", "setting", "bytes", "bits/weight", "weight SNR dB", "ratio vs fp32"], rows))
 
@@ -78,10 +77,10 @@ def presets_section(mats, results, repeats, presets):
             t_dec = median_time(lambda: dec.decode(blob), max(3, repeats))
             snr = snr_db(w, dec.decode(blob))
             mb = w.size / 1e6
-            rows.append([name, preset, len(blob), f"{8 * len(blob) / w.size:.3f}", f"{snr:.2f}",
-                         f"{mb / t_enc:.2f}", f"{mb / t_dec:.1f}"])
-            results["presets"].append(dict(matrix=name, preset=preset, bytes=len(blob), snr_db=snr,
-                                           encode_mb_s=mb / t_enc, decode_mb_s=mb / t_dec))
+            rows.append([name, preset, len(blob), f"{8 * len(blob) / w.size:.3f}", f"{snr:.2f}", f"{mb / t_enc:.2f}", f"{mb / t_dec:.1f}"])
+            results["presets"].append(
+                dict(matrix=name, preset=preset, bytes=len(blob), snr_db=snr, encode_mb_s=mb / t_enc, decode_mb_s=mb / t_dec)
+            )
     print("\n### Presets at QP 24 (all cores; median of repeats)\n")
     print(table(["matrix", "preset", "bytes", "bits/weight", "SNR dB", "encode MB/s", "decode MB/s"], rows))
 
@@ -98,10 +97,10 @@ def frames_section(mats, results, repeats):
             h = wvc.read_header(blob)
             n_frames = -(-h.layout[0] // h.tile[0]) * -(-h.layout[1] // h.tile[1])
             mb = w.size / 1e6
-            rows.append([name, side, f"{n_frames} x {h.frame[0]}x{h.frame[1]}", len(blob),
-                         f"{mb / t_enc:.2f}", f"{mb / t_dec:.1f}"])
-            results["frames"].append(dict(matrix=name, max_frame_side=side, frames=n_frames, bytes=len(blob),
-                                          encode_mb_s=mb / t_enc, decode_mb_s=mb / t_dec))
+            rows.append([name, side, f"{n_frames} x {h.frame[0]}x{h.frame[1]}", len(blob), f"{mb / t_enc:.2f}", f"{mb / t_dec:.1f}"])
+            results["frames"].append(
+                dict(matrix=name, max_frame_side=side, frames=n_frames, bytes=len(blob), encode_mb_s=mb / t_enc, decode_mb_s=mb / t_dec)
+            )
     print("\n### Frame size limit (QP 24, default preset)\n")
     print(table(["matrix", "max side", "frames (h x w)", "bytes", "encode MB/s", "decode MB/s"], rows))
 
@@ -137,10 +136,12 @@ def options_section(mats, results, repeats):
         enc = wvc.Encoder(24, x265_params=extra)
         t_enc = median_time(lambda: enc.encode(w), repeats)
         rows.append([label] + [f"{b:.3f}" for b in at] + [f"{t_enc:.2f}"])
-        results["options"].append(dict(matrix=name, variant=label, x265_params=extra, points=pts,
-                                       bpw_at_snr=dict(zip(map(str, targets), at)), encode_s_qp24=t_enc))
-    print(f"\n### x265 options: bits per weight at equal weight SNR ({name}, QP 16..32, preset "
-          f"{wvc.lib_info()['default_preset']})\n")
+        results["options"].append(
+            dict(
+                matrix=name, variant=label, x265_params=extra, points=pts, bpw_at_snr=dict(zip(map(str, targets), at)), encode_s_qp24=t_enc
+            )
+        )
+    print(f"\n### x265 options: bits per weight at equal weight SNR ({name}, QP 16..32, preset {wvc.lib_info()['default_preset']})\n")
     print(table(["variant"] + [f"bpw @ {t:.0f} dB" for t in targets] + ["encode s at QP 24"], rows))
 
 
@@ -184,16 +185,23 @@ def main(argv=None):
     info = wvc.lib_info()
     results = {k: [] for k in ("rate", "presets", "frames", "options", "kernels")}
     results["environment"] = dict(
-        python=sys.version.split()[0], numpy=np.__version__, machine=platform.machine(),
-        processor=platform.processor(), cores=__import__("os").cpu_count(),
-        date=time.strftime("%Y-%m-%d"), **{k: v for k, v in info.items() if k != "x265_options"},
+        python=sys.version.split()[0],
+        numpy=np.__version__,
+        machine=platform.machine(),
+        processor=platform.processor(),
+        cores=__import__("os").cpu_count(),
+        date=time.strftime("%Y-%m-%d"),
+        **{k: v for k, v in info.items() if k != "x265_options"},
     )
-    print(f"pyweightvc {info['pyweightvc']}, x265 {info['x265']}, libde265 {info['libde265']}, "
-          f"{results['environment']['cores']} cores, {time.strftime('%Y-%m-%d')}")
+    print(
+        f"pyweightvc {info['pyweightvc']}, x265 {info['x265']}, libde265 {info['libde265']}, "
+        f"{results['environment']['cores']} cores, {time.strftime('%Y-%m-%d')}"
+    )
     mats = real_matrices() if {"rate", "presets", "frames", "options"} & set(sections) else {}
     for name, w in mats.items():
-        print(f"- {name}: {w.shape[0]}x{w.shape[1]} {w.dtype}, {w.size / 1e6:.2f} M weights, "
-              f"max |w| {np.abs(w).max():.3f}, std {w.std():.4f}")
+        print(
+            f"- {name}: {w.shape[0]}x{w.shape[1]} {w.dtype}, {w.size / 1e6:.2f} M weights, max |w| {np.abs(w).max():.3f}, std {w.std():.4f}"
+        )
     if "rate" in sections:
         rate_section(mats, results, repeats)
     if "presets" in sections:

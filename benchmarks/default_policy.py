@@ -95,13 +95,23 @@ def main(argv=None) -> int:
                 back = wvc.load_file(path)
                 quantised = [n for n, e in header.items() if e["storage"] in ("hevc", "int8")]
                 fid = subject.evaluate(back)
-                row = {"model": model, "candidate": name.strip(), "bytes": size, "int8_zstd_bytes": zstd_bytes,
-                       "fp32_bytes": fp32, "vs_int8_zstd": size / zstd_bytes, "encode_s": round(seconds, 2),
-                       "weight_snr_db": weight_snr_db(weights, back, quantised), "fidelity": fid,
-                       "reference": reference}
-                print(f"  {name.strip():22s} {size:>12,} B  {size / zstd_bytes:6.3f} x int8+zstd  "
-                      f"{seconds:7.1f} s  SNR {row['weight_snr_db']:5.1f} dB  "
-                      + "  ".join(f"{k} {v:.4f}" for k, v in fid.items()), flush=True)
+                row = {
+                    "model": model,
+                    "candidate": name.strip(),
+                    "bytes": size,
+                    "int8_zstd_bytes": zstd_bytes,
+                    "fp32_bytes": fp32,
+                    "vs_int8_zstd": size / zstd_bytes,
+                    "encode_s": round(seconds, 2),
+                    "weight_snr_db": weight_snr_db(weights, back, quantised),
+                    "fidelity": fid,
+                    "reference": reference,
+                }
+                print(
+                    f"  {name.strip():22s} {size:>12,} B  {size / zstd_bytes:6.3f} x int8+zstd  "
+                    f"{seconds:7.1f} s  SNR {row['weight_snr_db']:5.1f} dB  " + "  ".join(f"{k} {v:.4f}" for k, v in fid.items()),
+                    flush=True,
+                )
                 if args.out:
                     with open(args.out, "a") as f:
                         f.write(json.dumps(row) + "\n")

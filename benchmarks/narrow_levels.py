@@ -56,8 +56,7 @@ def main(argv=None) -> int:
             assert wvc.read_header(dense).dense
             spread = wvc.encode((levels.astype(np.int16) << (8 - bits)).astype(np.int8), lossless=True)
             bpw = [8 * n / w.size for n in (len(dense), len(spread), len(zlib.compress(levels.tobytes(), 9)))]
-            print(f"| {name} | {rot} | {bits} | {bpw[0]:.3f} | {bpw[1]:.3f} | {bpw[2]:.3f} | "
-                  f"{entropy_bits(levels):.3f} |", flush=True)
+            print(f"| {name} | {rot} | {bits} | {bpw[0]:.3f} | {bpw[1]:.3f} | {bpw[2]:.3f} | {entropy_bits(levels):.3f} |", flush=True)
     return 0
 
 

@@ -75,8 +75,16 @@ def mobilenet_onnx(path: str) -> None:
     from pyweightvc_bench import nets
 
     net = nets.pretrained("mobilenet_v2")
-    torch.onnx.export(net, torch.zeros(1, 3, 224, 224), path, input_names=["input"], output_names=["logits"],
-                      dynamic_axes={"input": {0: "batch"}}, opset_version=17, dynamo=False)
+    torch.onnx.export(
+        net,
+        torch.zeros(1, 3, 224, 224),
+        path,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
 
 
 def photo_batch() -> np.ndarray:
@@ -148,15 +156,15 @@ def main(argv=None):
     import pyweightvc as wvc
 
     info = wvc.lib_info()
-    print(f"pyweightvc {info['pyweightvc']}, onnxruntime {onnxruntime.__version__}, {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d')}\n")
+    print(f"pyweightvc {info['pyweightvc']}, onnxruntime {onnxruntime.__version__}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}\n")
     results = []
     with tempfile.TemporaryDirectory() as workdir:
         inputs = ocr_inputs()
         for label, path, size in variants(ddddocr_model(), workdir, qps):
             exact, seconds = run_ocr(path, inputs)
-            results.append(dict(model="ddddocr", variant=label, bytes=size, accuracy=exact, seconds=seconds,
-                                 peak_mb=peak_memory_mb("ocr", path)))
+            results.append(
+                dict(model="ddddocr", variant=label, bytes=size, accuracy=exact, seconds=seconds, peak_mb=peak_memory_mb("ocr", path))
+            )
             print(results[-1], file=sys.stderr, flush=True)
         mnv2 = os.path.join(workdir, "mobilenet_v2.onnx")
         mobilenet_onnx(mnv2)
@@ -165,9 +173,16 @@ def main(argv=None):
         for label, path, size in variants(mnv2, workdir, qps):
             out, seconds = run_classifier(path, x)
             ref = out if ref is None else ref
-            results.append(dict(model="mobilenet_v2", variant=label, bytes=size,
-                                accuracy=float((out.argmax(1) == ref.argmax(1)).mean()), seconds=seconds,
-                                peak_mb=peak_memory_mb("classifier", path)))
+            results.append(
+                dict(
+                    model="mobilenet_v2",
+                    variant=label,
+                    bytes=size,
+                    accuracy=float((out.argmax(1) == ref.argmax(1)).mean()),
+                    seconds=seconds,
+                    peak_mb=peak_memory_mb("classifier", path),
+                )
+            )
             print(results[-1], file=sys.stderr, flush=True)
     print("| model | variant | stored bytes | accuracy | batch time s | peak RSS MB |")
     print("|---|---|---|---|---|---|")

@@ -37,16 +37,14 @@ def main(argv=None) -> int:
     models = args.models.split(",")
     if set(models) - set(STORAGE):
         ap.error(f"models: choose from {', '.join(STORAGE)}")
-    print("| model | storage | min_step | channels | weights | scales raw B | bits/weight | deflated f32 B "
-          "| deflated f16 B |")
+    print("| model | storage | min_step | channels | weights | scales raw B | bits/weight | deflated f32 B | deflated f16 B |")
     print("|---|---|---|---|---|---|---|---|---|")
     medians = {}
     policy = wvc.Policy()
     with tempfile.TemporaryDirectory(prefix="pyweightvc-params-") as work:
         for model in models:
             weights = subjects.SUBJECTS[model](Path(work)).weights()
-            names = [n for n, x in weights.items()
-                     if policy.plan(n, str(x.dtype), tuple(x.shape)).storage == STORAGE[model]]
+            names = [n for n, x in weights.items() if policy.plan(n, str(x.dtype), tuple(x.shape)).storage == STORAGE[model]]
             n_weights = sum(weights[n].size for n in names)
             plans = {n: policy.plan(n, str(weights[n].dtype), tuple(weights[n].shape)) for n in names}
             medians[model] = rate.median_row_step(weights, plans, names)
@@ -54,8 +52,11 @@ def main(argv=None) -> int:
                 per_tensor = [wvc.quantize(weights[n], per_channel=True, min_step=step)[1] for n in names]
                 raw = sum(s.size * 4 for s in per_tensor)
                 f32, f16 = (sum(len(zlib.compress(s.astype(t).tobytes(), 9)) for s in per_tensor) for t in ("<f4", "<f2"))
-                print(f"| {model} | {STORAGE[model]} | {step:g} | {raw // 4:,} | {n_weights:,} | {raw:,} | "
-                      f"{8 * raw / n_weights:.3f} | {f32:,} | {f16:,} |", flush=True)
+                print(
+                    f"| {model} | {STORAGE[model]} | {step:g} | {raw // 4:,} | {n_weights:,} | {raw:,} | "
+                    f"{8 * raw / n_weights:.3f} | {f32:,} | {f16:,} |",
+                    flush=True,
+                )
     print()
     for model, median in medians.items():
         print(f"{model}: weight-weighted median of the rows' max-abs steps {median:.5f}")

@@ -41,8 +41,11 @@ def real_tensors(harness_cache=None) -> dict[str, np.ndarray]:
         "efficientnet_lite0 _fc 1000x1280": eff["_fc.weight"].numpy(),
         "mobilenet_v2 1x1 conv 1280x320": mnv2["features.18.0.weight"].reshape(1280, -1),
     }
-    for key in ("encoder.layer.0.intermediate.dense.weight", "encoder.layer.3.output.dense.weight",
-                "encoder.layer.5.attention.self.query.weight"):
+    for key in (
+        "encoder.layer.0.intermediate.dense.weight",
+        "encoder.layer.3.output.dense.weight",
+        "encoder.layer.5.attention.self.query.weight",
+    ):
         out[f"minilm {key.split('encoder.')[1]} {'x'.join(map(str, lm[key].shape))}"] = lm[key]
     emb = lm["embeddings.word_embeddings.weight"]
     out["minilm word embeddings rows 0-4095 4096x384"] = emb[:4096]
@@ -133,8 +136,21 @@ def clip(fraction):
 
 
 # name -> (transform, encoder options)
-IDEAS = {f.__name__: (f, {}) for f in (identity, rows_by_norm, rows_by_mean, rows_by_pc, rows_greedy_chain,
-                                       cols_greedy_chain, random_rotation, clip(0.8), clip(0.6), clip(0.4))}
+IDEAS = {
+    f.__name__: (f, {})
+    for f in (
+        identity,
+        rows_by_norm,
+        rows_by_mean,
+        rows_by_pc,
+        rows_greedy_chain,
+        cols_greedy_chain,
+        random_rotation,
+        clip(0.8),
+        clip(0.6),
+        clip(0.4),
+    )
+}
 # encoder settings at equal weight SNR (x265 options on top of pyweightvc's own)
 ENCODER_SETTINGS = {
     "preset slow": {"preset": "slow"},
@@ -172,8 +188,7 @@ def bd_bits(base, test) -> float:
     if hi <= lo:
         return float("nan")
     grid = np.linspace(lo, hi, 50)
-    return float(np.mean(np.interp(grid, [p[1] for p in t], [p[0] for p in t])
-                         - np.interp(grid, [p[1] for p in b], [p[0] for p in b])))
+    return float(np.mean(np.interp(grid, [p[1] for p in t], [p[0] for p in t]) - np.interp(grid, [p[1] for p in b], [p[0] for p in b])))
 
 
 def main(argv=None):
@@ -189,13 +204,14 @@ def main(argv=None):
     for name, w in real_tensors(args.harness_cache).items():
         base = curve(w, IDEAS["identity"], qps)
         results[name] = {"identity": base}
-        print(f"\n{name}: baseline " + ", ".join(f"QP {q}: {b:.3f} bpw / {s:.2f} dB" for q, (b, s) in zip(qps, base)),
-              flush=True)
+        print(f"\n{name}: baseline " + ", ".join(f"QP {q}: {b:.3f} bpw / {s:.2f} dB" for q, (b, s) in zip(qps, base)), flush=True)
         for idea in ideas[1:]:
             pts = curve(w, IDEAS[idea], qps)
             results[name][idea] = pts
-            print(f"  {idea:18s} delta bpw at equal SNR {bd_bits(base, pts):+.3f}   "
-                  + ", ".join(f"{b:.2f}/{s:.1f}" for b, s in pts), flush=True)
+            print(
+                f"  {idea:18s} delta bpw at equal SNR {bd_bits(base, pts):+.3f}   " + ", ".join(f"{b:.2f}/{s:.1f}" for b, s in pts),
+                flush=True,
+            )
     print("\n| tensor | " + " | ".join(ideas[1:]) + " |")
     print("|---|" + "---|" * (len(ideas) - 1))
     for name, r in results.items():

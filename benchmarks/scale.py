@@ -42,11 +42,15 @@ HIDDEN, MLP, VOCAB = 4096, 11008, 32000
 def layer_shapes(i: int) -> dict:
     p = f"model.layers.{i}."
     return {
-        p + "self_attn.q_proj.weight": (HIDDEN, HIDDEN), p + "self_attn.k_proj.weight": (HIDDEN, HIDDEN),
-        p + "self_attn.v_proj.weight": (HIDDEN, HIDDEN), p + "self_attn.o_proj.weight": (HIDDEN, HIDDEN),
-        p + "mlp.gate_proj.weight": (MLP, HIDDEN), p + "mlp.up_proj.weight": (MLP, HIDDEN),
+        p + "self_attn.q_proj.weight": (HIDDEN, HIDDEN),
+        p + "self_attn.k_proj.weight": (HIDDEN, HIDDEN),
+        p + "self_attn.v_proj.weight": (HIDDEN, HIDDEN),
+        p + "self_attn.o_proj.weight": (HIDDEN, HIDDEN),
+        p + "mlp.gate_proj.weight": (MLP, HIDDEN),
+        p + "mlp.up_proj.weight": (MLP, HIDDEN),
         p + "mlp.down_proj.weight": (HIDDEN, MLP),
-        p + "input_layernorm.weight": (HIDDEN,), p + "post_attention_layernorm.weight": (HIDDEN,),
+        p + "input_layernorm.weight": (HIDDEN,),
+        p + "post_attention_layernorm.weight": (HIDDEN,),
     }
 
 
@@ -60,8 +64,7 @@ def full_shards(layers: int) -> list[dict]:
 
 
 def small_shards() -> list[dict]:
-    names = [f"model.layers.0.self_attn.{k}_proj.weight" for k in "qkvo"] + \
-            [f"model.layers.1.self_attn.{k}_proj.weight" for k in "qk"]
+    names = [f"model.layers.0.self_attn.{k}_proj.weight" for k in "qkvo"] + [f"model.layers.1.self_attn.{k}_proj.weight" for k in "qk"]
     shapes = {n: (HIDDEN, HIDDEN) for n in names}
     items = list(shapes.items())
     return [dict(items[:3]), dict(items[3:])]
@@ -147,9 +150,14 @@ def run_measured(args: list, cores: int) -> dict:
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(map(str, args))} failed ({proc.returncode}): {err[-2000:]}")
     # the root's own final CPU time (children that were waited for are in it too)
-    return {"wall_s": wall, "cpu_s": sum(cpu.values()), "cpu_util": sum(cpu.values()) / (wall * cores),
-            "peak_rss_tree_mb": peak_tree / 1e6, "peak_rss_process_mb": peak_one / 1e6,
-            "summary": json.loads(out) if out.strip().startswith("{") else None}
+    return {
+        "wall_s": wall,
+        "cpu_s": sum(cpu.values()),
+        "cpu_util": sum(cpu.values()) / (wall * cores),
+        "peak_rss_tree_mb": peak_tree / 1e6,
+        "peak_rss_process_mb": peak_one / 1e6,
+        "summary": json.loads(out) if out.strip().startswith("{") else None,
+    }
 
 
 def cli(*args) -> list:
@@ -159,17 +167,28 @@ def cli(*args) -> list:
 def measure(label: str, command: list, weights: int, cores: int, opts, results: list) -> dict:
     load = wait_quiet(opts.max_load, opts.wait)
     r = run_measured(command, cores)
-    r.update(label=label, weights=weights, load_before=load, load_after=os.getloadavg()[0],
-             weights_per_s=weights / r["wall_s"], command=" ".join(map(str, command[1:])))
+    r.update(
+        label=label,
+        weights=weights,
+        load_before=load,
+        load_after=os.getloadavg()[0],
+        weights_per_s=weights / r["wall_s"],
+        command=" ".join(map(str, command[1:])),
+    )
     results.append(r)
-    print(f"| {label} | {weights / 1e6:.0f} M | {r['wall_s']:.1f} | {r['weights_per_s'] / 1e6:.2f} | "
-          f"{100 * r['cpu_util']:.0f} % | {r['peak_rss_tree_mb']:.0f} | {r['peak_rss_process_mb']:.0f} | "
-          f"{load:.2f} |", flush=True)
+    print(
+        f"| {label} | {weights / 1e6:.0f} M | {r['wall_s']:.1f} | {r['weights_per_s'] / 1e6:.2f} | "
+        f"{100 * r['cpu_util']:.0f} % | {r['peak_rss_tree_mb']:.0f} | {r['peak_rss_process_mb']:.0f} | "
+        f"{load:.2f} |",
+        flush=True,
+    )
     return r
 
 
-HEADER = ("| run | weights | wall s | M weights/s | CPU (of all cores) | peak RSS MB (tree) | "
-          "peak RSS MB (largest process) | load before |\n|---|---|---|---|---|---|---|---|")
+HEADER = (
+    "| run | weights | wall s | M weights/s | CPU (of all cores) | peak RSS MB (tree) | "
+    "peak RSS MB (largest process) | load before |\n|---|---|---|---|---|---|---|---|"
+)
 
 
 def folder_section(name: str, shards: list[dict], configs: list, opts, results: list, cores: int) -> None:
@@ -180,18 +199,18 @@ def folder_section(name: str, shards: list[dict], configs: list, opts, results: 
     out = os.path.join(opts.data, name + "-wvc")
     for label, extra in configs:
         shutil.rmtree(out, ignore_errors=True)
-        r = measure(f"{name}: compress, {label}", cli("compress", src, "-o", out, "--json", *extra), weights, cores,
-                    opts, results)
+        r = measure(f"{name}: compress, {label}", cli("compress", src, "-o", out, "--json", *extra), weights, cores, opts, results)
         s = r["summary"]
-        r["ratio_vs_input"], r["ratio_vs_fp32"], r["bits_per_weight"] = (s["ratio_vs_input"], s["ratio_vs_fp32"],
-                                                                           s["bits_per_weight"])
+        r["ratio_vs_input"], r["ratio_vs_fp32"], r["bits_per_weight"] = (s["ratio_vs_input"], s["ratio_vs_fp32"], s["bits_per_weight"])
     back = os.path.join(opts.data, name + "-back")
     shutil.rmtree(back, ignore_errors=True)
     measure(f"{name}: decompress", cli("decompress", out, "-o", back, "--json"), weights, cores, opts, results)
     shutil.rmtree(back, ignore_errors=True)
     last = [r for r in results if r.get("ratio_vs_input")][-1]
-    print(f"\n{name}: {last['ratio_vs_input']:.2f}x smaller than the bf16 input, {last['ratio_vs_fp32']:.2f}x vs fp32, "
-          f"{last['bits_per_weight']:.3f} bits per weight")
+    print(
+        f"\n{name}: {last['ratio_vs_input']:.2f}x smaller than the bf16 input, {last['ratio_vs_fp32']:.2f}x vs fp32, "
+        f"{last['bits_per_weight']:.3f} bits per weight"
+    )
 
 
 def snr_db(w: np.ndarray, r: np.ndarray) -> float:
@@ -248,23 +267,38 @@ def core_section(opts, results: list) -> None:
             speed = w.size / min(times)
             at = [bpw_at_snr(pts, t) for t in targets]
             base = base or (at, speed)
-            print(f"| {label} | " + " | ".join(f"{b:.3f} ({100 * (b / b0 - 1):+.1f} %)" for b, b0 in zip(at, base[0]))
-                  + f" | {speed / 1e6:.2f} | {speed / base[1]:.2f}x |", flush=True)
-            results.append(dict(section="core", matrix=mname, setting=label, options={**kw, **x265}, points=pts,
-                                bpw_at_snr=dict(zip(map(str, targets), at)), weights_per_s=speed, load_before=load))
+            print(
+                f"| {label} | "
+                + " | ".join(f"{b:.3f} ({100 * (b / b0 - 1):+.1f} %)" for b, b0 in zip(at, base[0]))
+                + f" | {speed / 1e6:.2f} | {speed / base[1]:.2f}x |",
+                flush=True,
+            )
+            results.append(
+                dict(
+                    section="core",
+                    matrix=mname,
+                    setting=label,
+                    options={**kw, **x265},
+                    points=pts,
+                    bpw_at_snr=dict(zip(map(str, targets), at)),
+                    weights_per_s=speed,
+                    load_before=load,
+                )
+            )
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="/work/scale-data", help="where the synthetic folders are written (2.2 GB "
-                                                              "for the full one, plus its outputs)")
+    ap.add_argument(
+        "--data", default="/work/scale-data", help="where the synthetic folders are written (2.2 GB for the full one, plus its outputs)"
+    )
     ap.add_argument("--sections", default="small,full,core")
     ap.add_argument("--layers", type=int, default=4, help="decoder layers of the full folder (4: 1.07 B weights)")
     ap.add_argument("--max-load", type=float, default=0.5, help="wait until the 1-minute load is under this")
-    ap.add_argument("--wait", type=float, default=1200, help="seconds to wait for that at most before the first "
-                                                           "run (2 minutes before each later one)")
-    ap.add_argument("--shrink", type=int, default=1, help="divide every dimension by this (a quick check of the "
-                                                          "script; figures need 1)")
+    ap.add_argument(
+        "--wait", type=float, default=1200, help="seconds to wait for that at most before the first run (2 minutes before each later one)"
+    )
+    ap.add_argument("--shrink", type=int, default=1, help="divide every dimension by this (a quick check of the script; figures need 1)")
     ap.add_argument("--json", help="write every measurement here")
     opts = ap.parse_args(argv)
     if opts.shrink > 1:
@@ -275,29 +309,43 @@ def main(argv=None) -> int:
 
     cores = len(os.sched_getaffinity(0))
     info = wvc.lib_info()
-    env = dict(python=sys.version.split()[0], machine=platform.machine(), cores=cores,
-               cpu=next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line), "?"),
-               memory_gb=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
-               date=time.strftime("%Y-%m-%d %H:%M"), pyweightvc=info["pyweightvc"], x265=info["x265"],
-               libde265=info["libde265"])
-    print(f"pyweightvc {env['pyweightvc']}, x265 {env['x265']}, libde265 {env['libde265']}; {cores} cores "
-          f"({env['cpu']}), {env['memory_gb']} GB; {env['date']}")
+    env = dict(
+        python=sys.version.split()[0],
+        machine=platform.machine(),
+        cores=cores,
+        cpu=next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if "model name" in line), "?"),
+        memory_gb=round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1e9, 1),
+        date=time.strftime("%Y-%m-%d %H:%M"),
+        pyweightvc=info["pyweightvc"],
+        x265=info["x265"],
+        libde265=info["libde265"],
+    )
+    print(
+        f"pyweightvc {env['pyweightvc']}, x265 {env['x265']}, libde265 {env['libde265']}; {cores} cores "
+        f"({env['cpu']}), {env['memory_gb']} GB; {env['date']}"
+    )
     results: list = []
     sections = opts.sections.split(",")
     os.makedirs(opts.data, exist_ok=True)
     if "small" in sections:
-        folder_section("small", small_shards(), [
-            ("one process (--workers 1)", ["--workers", "1"]),
-            ("LocalCluster, 1 worker", ["--scheduler", "local", "--workers", "1"]),
-            ("LocalCluster, 2 workers", ["--scheduler", "local", "--workers", "2"]),
-        ], opts, results, cores)
+        folder_section(
+            "small",
+            small_shards(),
+            [
+                ("one process (--workers 1)", ["--workers", "1"]),
+                ("LocalCluster, 1 worker", ["--scheduler", "local", "--workers", "1"]),
+                ("LocalCluster, 2 workers", ["--scheduler", "local", "--workers", "2"]),
+            ],
+            opts,
+            results,
+            cores,
+        )
         small = {r["label"]: r for r in results}
         one = small["small: compress, LocalCluster, 1 worker"]["weights_per_s"]
         two = small["small: compress, LocalCluster, 2 workers"]["weights_per_s"]
         print(f"\nscaling 1 -> 2 workers: {two / one:.2f}x")
     if "full" in sections:
-        folder_section("full", full_shards(opts.layers), [("default (LocalCluster, a worker per core)", [])],
-                       opts, results, cores)
+        folder_section("full", full_shards(opts.layers), [("default (LocalCluster, a worker per core)", [])], opts, results, cores)
     if "core" in sections:
         core_section(opts, results)
     if opts.json:

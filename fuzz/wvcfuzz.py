@@ -49,21 +49,52 @@ from pyweightvc.numcodecs import PyWeightVC
 
 _FIXED = struct.Struct("<4sHBBBBBBIIII")
 _FIELDS = {  # name: (offset, struct format) in the fixed part of a blob header
-    "version": (4, "<H"), "dtype": (6, "<B"), "bits": (7, "<B"), "flags": (8, "<B"), "qp": (9, "<B"),
-    "preset": (10, "<B"), "rank": (11, "<B"), "tile_h": (12, "<I"), "tile_w": (16, "<I"),
-    "frame_h": (20, "<I"), "frame_w": (24, "<I"),
+    "version": (4, "<H"),
+    "dtype": (6, "<B"),
+    "bits": (7, "<B"),
+    "flags": (8, "<B"),
+    "qp": (9, "<B"),
+    "preset": (10, "<B"),
+    "rank": (11, "<B"),
+    "tile_h": (12, "<I"),
+    "tile_w": (16, "<I"),
+    "frame_h": (20, "<I"),
+    "frame_w": (24, "<I"),
 }
 _CRC_LEAD = b'{"__metadata__":{"header_crc32":"'
 
 INTERESTING = {
     "<B": [0, 1, 2, 3, 4, 7, 8, 9, 15, 16, 32, 33, 51, 52, 127, 128, 254, 255],
     "<H": [0, 1, 2, 3, 255, 4096, 4097, 0x7FFF, 0xFFFF],
-    "<I": [0, 1, 2, 15, 16, 17, 31, 32, 33, 40, 48, 96, 2047, 2048, 2049, 16383, 16384, 16385, 65535, 65536,
-           2**24, 2**31 - 1, 2**31, 2**32 - 1],
+    "<I": [
+        0,
+        1,
+        2,
+        15,
+        16,
+        17,
+        31,
+        32,
+        33,
+        40,
+        48,
+        96,
+        2047,
+        2048,
+        2049,
+        16383,
+        16384,
+        16385,
+        65535,
+        65536,
+        2**24,
+        2**31 - 1,
+        2**31,
+        2**32 - 1,
+    ],
     "<i": [0, 1, -1, 7, 8, -8, -9, 127, 128, -128, -129, 2**31 - 1, -(2**31)],
     "<Q": [0, 1, 2, 15, 16, 17, 40, 96, 2**16, 2**20, 2**28, 2**30, 2**31, 2**32, 2**40, 2**47, 2**48, 2**63, 2**64 - 1],
-    "<f": [0.0, -0.0, 1.0, -1.0, float("nan"), float("inf"), float("-inf"), 1e-45, 1e-39, 1.1754944e-38,
-           3.4e38, 1e-3, 0.5],
+    "<f": [0.0, -0.0, 1.0, -1.0, float("nan"), float("inf"), float("-inf"), 1e-45, 1e-39, 1.1754944e-38, 3.4e38, 1e-3, 0.5],
 }
 
 
@@ -246,8 +277,11 @@ def build_wvc(header: dict, datas: dict[str, bytes], fix_crc32: bool = True, raw
 def split_wvc(data: bytes) -> tuple[dict, dict[str, bytes]]:
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + n])
-    datas = {k: data[8 + n + e["data_offsets"][0] : 8 + n + e["data_offsets"][1]]
-             for k, e in header.items() if k != "__metadata__" and "data_offsets" in e}
+    datas = {
+        k: data[8 + n + e["data_offsets"][0] : 8 + n + e["data_offsets"][1]]
+        for k, e in header.items()
+        if k != "__metadata__" and "data_offsets" in e
+    }
     return header, datas
 
 
@@ -260,16 +294,35 @@ HOSTILE_VALUES: list[Callable[[random.Random], Any]] = [
     lambda r: r.choice([0, 1, -1, 2, 7, 8, 9, 255, 256, 2**31, 2**32, 2**48, 2**63, 2**64, 2**94, -(2**63)]),
     lambda r: r.choice([0.0, 1.5, -1.0, 1e300, 1e-300, 8.0, 3.0]),
     lambda r: r.choice([True, False, None]),
-    lambda r: r.choice(["", "x", "float32", "int8", "hevc", "raw", "alias", "zlib", "zlib-params", "fast", "conv.weight",
-                        "fc.weight", "__metadata__"]),
+    lambda r: r.choice(
+        ["", "x", "float32", "int8", "hevc", "raw", "alias", "zlib", "zlib-params", "fast", "conv.weight", "fc.weight", "__metadata__"]
+    ),
     lambda r: r.choice([[], [1], [2, 3], [0, 0], [-1, 5], [2**40, 2**40], [2**47] * 3, [1.0], ["a"], [[1]], [True, 1]]),
     lambda r: r.choice([{}, {"a": 1}, {"dtype": "float32"}]),
     lambda r: ("RAW", "9" * r.choice((21, 100, 5000))),
     lambda r: ("RAW", r.choice(["NaN", "Infinity", "-Infinity", "1e999", "-0", "1" + "0" * 40 + ".5"])),
     lambda r: ("RAW", _deep(r)),
 ]
-ENTRY_FIELDS = ["dtype", "shape", "storage", "data_offsets", "crc32", "qp", "lossless", "preset", "bits", "symmetric",
-                "per_channel", "min_step", "rotate", "target_snr_db", "target_bpw", "coder", "params", "alias_of"]
+ENTRY_FIELDS = [
+    "dtype",
+    "shape",
+    "storage",
+    "data_offsets",
+    "crc32",
+    "qp",
+    "lossless",
+    "preset",
+    "bits",
+    "symmetric",
+    "per_channel",
+    "min_step",
+    "rotate",
+    "target_snr_db",
+    "target_bpw",
+    "coder",
+    "params",
+    "alias_of",
+]
 
 
 def mutate_wvc_json(rng: random.Random, data: bytes) -> bytes:
@@ -331,7 +384,7 @@ def mutate_wvc_header_unrepaired(rng: random.Random, data: bytes) -> bytes:
     b = bytearray(data)
     for _ in range(rng.choice((1, 1, 1, 2, 3))):
         i = rng.randrange(8, 8 + n)
-        b[i] = rng.choice((rng.randrange(256), rng.choice(b"0123456789 \"[]{},:"), b[i] ^ (1 << rng.randrange(8))))
+        b[i] = rng.choice((rng.randrange(256), rng.choice(b'0123456789 "[]{},:'), b[i] ^ (1 << rng.randrange(8))))
     return bytes(b)
 
 
@@ -412,8 +465,9 @@ def make_wvc(tmp: str) -> bytes:
         "mask": rng.integers(0, 2, (5, 5)).astype(bool),
         "steps": np.array(7, dtype=np.int64),
     }
-    policy = wvc.Policy(24, overrides={"emb.*": {"storage": "int8", "symmetric": False, "per_channel": False},
-                                       "conv.weight": {"min_step": 0.003}})
+    policy = wvc.Policy(
+        24, overrides={"emb.*": {"storage": "int8", "symmetric": False, "per_channel": False}, "conv.weight": {"min_step": 0.003}}
+    )
     path = os.path.join(tmp, "seed.wvc")
     wvc.save_file(tensors, path, policy=policy)
     return Path(path).read_bytes()
@@ -439,10 +493,12 @@ class Stats:
         self.findings: list[dict] = []
 
     def as_dict(self) -> dict:
-        return {"targets": {k: dict(v) for k, v in self.counts.items()},
-                "slowest_seconds": {k: round(v, 3) for k, v in self.slowest.items()},
-                "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-                "findings": len(self.findings)}
+        return {
+            "targets": {k: dict(v) for k, v in self.counts.items()},
+            "slowest_seconds": {k: round(v, 3) for k, v in self.slowest.items()},
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+            "findings": len(self.findings),
+        }
 
 
 class Fuzzer:
@@ -472,8 +528,16 @@ class Fuzzer:
             (self.out / f"{stem}.bin").write_bytes(data)
             (self.out / f"{stem}.json").write_text(json.dumps(finding, indent=1))
 
-    def _check(self, target: str, data: bytes, run: Callable[[], bytes], reference: Optional[bytes],
-               repeats: int = 2, silent_key: str = "silent", payload: bool = False) -> None:
+    def _check(
+        self,
+        target: str,
+        data: bytes,
+        run: Callable[[], bytes],
+        reference: Optional[bytes],
+        repeats: int = 2,
+        silent_key: str = "silent",
+        payload: bool = False,
+    ) -> None:
         """Run a decode: WeightVCError is a refusal; anything else is a finding; an
         accepted input is decoded again (same bytes or a nondeterminism finding) and
         compared with the reference (a difference is counted as silent_key).
@@ -538,8 +602,9 @@ class Fuzzer:
         pictures = blob_pictures(self.blobs[name])
         ref = self.blob_ref[name]
         run = lambda: _digest(wvc.decode(blob, threads=self.threads))
-        self._check("blob-payload", blob, run, ref, payload=True,
-                    silent_key="silent-multi-picture" if pictures > 1 else "silent-one-picture")
+        self._check(
+            "blob-payload", blob, run, ref, payload=True, silent_key="silent-multi-picture" if pictures > 1 else "silent-one-picture"
+        )
 
     def numcodecs(self) -> None:
         name = self.rng.choice(list(self.blobs))
@@ -573,13 +638,15 @@ class Fuzzer:
 
     def wvc_data(self) -> None:
         data, payload_mutated = mutate_wvc_data(self.rng, self.wvc_seed)
-        self._check("wvc-data", data, lambda: self._load_all(data), self.wvc_ref, repeats=1, silent_key="different",
-                    payload=payload_mutated)
+        self._check(
+            "wvc-data", data, lambda: self._load_all(data), self.wvc_ref, repeats=1, silent_key="different", payload=payload_mutated
+        )
 
     TARGETS = ("blob_header", "blob_payload", "numcodecs", "wvc_header", "wvc_json", "wvc_text", "wvc_data")
 
-    def run(self, seconds: float, targets: tuple = TARGETS, max_inputs: Optional[int] = None,
-            progress: Optional[Callable[[Stats], None]] = None) -> Stats:
+    def run(
+        self, seconds: float, targets: tuple = TARGETS, max_inputs: Optional[int] = None, progress: Optional[Callable[[Stats], None]] = None
+    ) -> Stats:
         """Targets round robin until the time (or max_inputs) is up; progress(stats)
         about once a minute."""
         start = time.monotonic()

@@ -9,8 +9,8 @@ PYTHON=${PYTHON:-python3}
   [("ruff", "0.17.6"), ("mypy", "2.4.1"), ("import-linter", "2.16")]))' 2>/dev/null \
   || PIP_ROOT_USER_ACTION=ignore "$PYTHON" -m pip install --quiet --disable-pip-version-check \
        ruff==0.17.6 mypy==2.4.1 import-linter==2.16
-"$PYTHON" -m ruff check src tests bench benchmarks
-"$PYTHON" -m ruff format --check src tests bench benchmarks
+"$PYTHON" -m ruff check src tests bench benchmarks fuzz
+"$PYTHON" -m ruff format --check src tests bench benchmarks fuzz
 PYTHONPATH=src "$PYTHON" -m mypy
 PYTHONPATH=src lint-imports --no-cache
 echo "lint: ruff, mypy and import-linter clean"

@@ -13,8 +13,7 @@ import pyweightvc as wvc
 DATA = Path(__file__).parent / "data"
 
 
-def reference_quantize(w: np.ndarray, bits: int = 8, symmetric: bool = True, per_channel: bool = False,
-                       min_step: float = 0.0):
+def reference_quantize(w: np.ndarray, bits: int = 8, symmetric: bool = True, per_channel: bool = False, min_step: float = 0.0):
     """The documented quantisation formula written with numpy (float32 arithmetic)."""
     w = np.asarray(w, dtype=np.float32)
     rows = w.shape[0] if w.ndim >= 2 else 1
@@ -29,8 +28,7 @@ def reference_quantize(w: np.ndarray, bits: int = 8, symmetric: bool = True, per
     else:
         lo = np.minimum(m.astype(np.float64).min(axis=1), 0.0)
         hi = np.maximum(m.astype(np.float64).max(axis=1), 0.0)
-        scale = np.where(hi > lo, np.maximum(((hi - lo) / (qmax - qmin)).astype(np.float32), np.float32(min_step)),
-                         1.0).astype(np.float32)
+        scale = np.where(hi > lo, np.maximum(((hi - lo) / (qmax - qmin)).astype(np.float32), np.float32(min_step)), 1.0).astype(np.float32)
         scale = np.maximum(scale, np.finfo(np.float32).tiny)
         zp = np.clip(qmin - np.round(lo / scale.astype(np.float64)), qmin, qmax).astype(np.int32)
     scale = np.maximum(scale, np.finfo(np.float32).tiny)
@@ -73,9 +71,7 @@ def check_encode_decode(w, qp: int | None = 24, **options) -> bytes:
     q_ref, s_ref, z_ref = wvc.quantize(w, bits=bits, symmetric=symmetric, per_channel=per_channel)
     np.testing.assert_array_equal(header.scale, s_ref)
     np.testing.assert_array_equal(header.zero_point, z_ref)
-    np.testing.assert_array_equal(
-        out, wvc.dequantize(levels.levels, levels.scale, levels.zero_point, dtype=out.dtype)
-    )
+    np.testing.assert_array_equal(out, wvc.dequantize(levels.levels, levels.scale, levels.zero_point, dtype=out.dtype))
     if lossless:
         np.testing.assert_array_equal(levels.levels, q_ref)
     else:

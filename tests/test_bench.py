@@ -30,8 +30,9 @@ def quick_run(tmp_path_factory):
 
 
 def _row(results, method, variant="default", setting=None):
-    rows = [r for r in results["rows"] if r["method"] == method and r["variant"] == variant
-            and (setting is None or r["setting"] == setting)]
+    rows = [
+        r for r in results["rows"] if r["method"] == method and r["variant"] == variant and (setting is None or r["setting"] == setting)
+    ]
     assert len(rows) == 1, (method, variant, setting, rows)
     return rows[0]
 
@@ -40,8 +41,7 @@ def test_quick_suite_writes_every_output(quick_run):
     out, results = quick_run
     suite = harness.SUITES["quick"]
     expected = suite.settings("mlp_mnist", has_conv=False)
-    assert [(r["method"], r["variant"], r["setting"]) for r in results["rows"]] == \
-        [(s.method, s.variant, s.label) for s in expected]
+    assert [(r["method"], r["variant"], r["setting"]) for r in results["rows"]] == [(s.method, s.variant, s.label) for s in expected]
     csv_lines = (out / "results.csv").read_text().strip().splitlines()
     assert len(csv_lines) == 1 + len(expected)
     for name in ("mlp_mnist-rate.png", "mlp_mnist-qp.png", "mlp_mnist-snr.png", "throughput.png"):
@@ -116,8 +116,7 @@ def test_update_merges_new_rows_into_an_earlier_run(quick_run, tmp_path):
     out, before = quick_run
     work = tmp_path / "run"
     shutil.copytree(out, work)
-    rc = cli.main(["--suite", "quick", "-o", str(work), "--nncodec", "off", "--no-progress", "--update",
-                   "--variant", "low-bit lossless"])
+    rc = cli.main(["--suite", "quick", "-o", str(work), "--nncodec", "off", "--no-progress", "--update", "--variant", "low-bit lossless"])
     assert rc == 0
     after = harness.load_results(work / "results.json")
     keys = [harness._row_key(r) for r in after["rows"]]
@@ -150,9 +149,14 @@ def test_report_handles_a_lower_is_better_figure(quick_run, tmp_path):
     _, results = quick_run
     results = copy.deepcopy(results)
     s = results["subjects"]["mlp_mnist"]
-    s.update(primary="kl_divergence", primary_label="KL divergence", higher_is_better=False, percent=False,
-             match_threshold=0.02, metrics=[{"key": "kl_divergence", "label": "KL divergence",
-                                             "higher_is_better": False, "percent": False}])
+    s.update(
+        primary="kl_divergence",
+        primary_label="KL divergence",
+        higher_is_better=False,
+        percent=False,
+        match_threshold=0.02,
+        metrics=[{"key": "kl_divergence", "label": "KL divergence", "higher_is_better": False, "percent": False}],
+    )
     s["reference_fidelity"] = {"kl_divergence": 0.0}
     for r in results["rows"]:
         if r["status"] == "ok":
@@ -164,9 +168,11 @@ def test_report_handles_a_lower_is_better_figure(quick_run, tmp_path):
 
 def _weights():
     rng = np.random.default_rng(0)
-    return {"fc.weight": (rng.standard_normal((96, 200)) * 0.05).astype(np.float32),
-            "conv.weight": (rng.standard_normal((32, 16, 3, 3)) * 0.1).astype(np.float32),
-            "fc.bias": rng.standard_normal(96).astype(np.float32)}
+    return {
+        "fc.weight": (rng.standard_normal((96, 200)) * 0.05).astype(np.float32),
+        "conv.weight": (rng.standard_normal((32, 16, 3, 3)) * 0.1).astype(np.float32),
+        "fc.bias": rng.standard_normal(96).astype(np.float32),
+    }
 
 
 def test_tensor_groups_follow_the_policy():
@@ -210,8 +216,9 @@ def test_pyweightvc_variants_map_to_policies(tmp_path):
     tensor = methods.pyweightvc_policy(Setting("pyweightvc", "per-tensor", "QP 24", 24, {"qp": 24, "per_channel": False}))
     assert not tensor.plan("a", "float32", shape).per_channel
     w = _weights()
-    outcome = methods.run_pyweightvc(Setting("pyweightvc", "conv HEVC", "QP 30", 30, {"qp": 30, "conv_hevc": True}),
-                                     w, methods.tensor_groups(w), str(tmp_path), 1, {})
+    outcome = methods.run_pyweightvc(
+        Setting("pyweightvc", "conv HEVC", "QP 30", 30, {"qp": 30, "conv_hevc": True}), w, methods.tensor_groups(w), str(tmp_path), 1, {}
+    )
     assert outcome.group_bytes["conv"] > 0 and outcome.group_bytes["overhead"] > 0
     assert 0 < harness._snr(w, outcome.weights, ["conv.weight"]) < 40
     assert list(tmp_path.iterdir()) == []  # the .wvc file was removed
@@ -232,8 +239,7 @@ def test_nncodec_is_set_up_only_when_asked(quick_run, tmp_path):
     work = tmp_path / "run"
     shutil.copytree(out, work)  # the trained MLP is cached there
     absent = tmp_path / "nncodec-venv"
-    rc = cli.main(["--suite", "quick", "-o", str(work), "--nncodec-venv", str(absent), "--no-progress", "--update",
-                   "--variant", "default"])
+    rc = cli.main(["--suite", "quick", "-o", str(work), "--nncodec-venv", str(absent), "--no-progress", "--update", "--variant", "default"])
     assert rc == 0
     row = _row(harness.load_results(work / "results.json"), "nncodec")
     assert row["status"] == "not run" and "--nncodec setup" in row["reason"], row
@@ -314,10 +320,14 @@ def test_a_search_that_cannot_keep_the_bar_is_a_row_not_a_crash(tmp_path):
     rng = np.random.default_rng(0)
     weights = {"fc.weight": (rng.standard_normal((64, 128)) * 0.05).astype(np.float32)}
     groups = methods.tensor_groups(weights)
-    context = {"score": lambda state: -float(np.abs(state["fc.weight"] - weights["fc.weight"]).max()),
-               "max_drop": 0.0}  # nothing lossy keeps a zero drop
-    settings = [Setting("pyweightvc", "accuracy search", "matched-fidelity bar", None, {"accuracy": True}),
-                Setting("pyweightvc", "default", "QP 24", 24, {"qp": 24})]
+    context = {
+        "score": lambda state: -float(np.abs(state["fc.weight"] - weights["fc.weight"]).max()),
+        "max_drop": 0.0,
+    }  # nothing lossy keeps a zero drop
+    settings = [
+        Setting("pyweightvc", "accuracy search", "matched-fidelity bar", None, {"accuracy": True}),
+        Setting("pyweightvc", "default", "QP 24", 24, {"qp": 24}),
+    ]
     out = list(methods.run_settings(settings, weights, groups, str(tmp_path), 1, context, None, "off"))
     assert out[0][1] is None and out[0][2].startswith("unreachable: even the finest settings searched (48 dB per tensor) drop the score")
     assert out[1][1] is not None and out[1][2] is None
@@ -325,7 +335,10 @@ def test_a_search_that_cannot_keep_the_bar_is_a_row_not_a_crash(tmp_path):
 
 def test_every_variant_of_the_full_suite_has_a_figure_style():
     """The figures draw each pyweightvc variant with its own line style and marker."""
-    variants = {s.variant for m in harness.SUITES["full"].models
-                for s in harness.SUITES["full"].settings(m, has_conv=m not in ("mlp_mnist", "minilm"))
-                if s.method == "pyweightvc"}
+    variants = {
+        s.variant
+        for m in harness.SUITES["full"].models
+        for s in harness.SUITES["full"].settings(m, has_conv=m not in ("mlp_mnist", "minilm"))
+        if s.method == "pyweightvc"
+    }
     assert variants - set(figures.STYLES) == set() and variants - set(figures.VARIANT_MARKERS) == set()

@@ -20,8 +20,7 @@ def run(*args, cwd=None):
 
 def small_checkpoint(path):
     rng = np.random.default_rng(0)
-    st_save({"fc.weight": (rng.standard_normal((64, 96)) * 0.05).astype(np.float32),
-             "fc.bias": np.zeros(64, np.float32)}, str(path))
+    st_save({"fc.weight": (rng.standard_normal((64, 96)) * 0.05).astype(np.float32), "fc.bias": np.zeros(64, np.float32)}, str(path))
     return path
 
 
@@ -68,9 +67,20 @@ def test_progress_counts_weights_to_a_known_total(tmp_path):
     src = small_checkpoint(tmp_path / "m.safetensors")
     # tqdm draws only on a terminal; force it to, as a user's terminal would
     env = {**os.environ, "TQDM_DISABLE": "0", "TQDM_MININTERVAL": "0"}
-    r = subprocess.run([sys.executable, "-c", "import sys, tqdm; from pyweightvc import cli; "
-                        "sys.stderr.isatty = lambda: True; sys.exit(cli.main(sys.argv[1:]))",
-                        "compress", str(src), "-o", str(tmp_path / "m.wvc")], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, tqdm; from pyweightvc import cli; sys.stderr.isatty = lambda: True; sys.exit(cli.main(sys.argv[1:]))",
+            "compress",
+            str(src),
+            "-o",
+            str(tmp_path / "m.wvc"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 0, r.stderr
     assert "100%" in r.stderr and "6.21k/6.21k" in r.stderr and "weights/s" in r.stderr
 
@@ -79,13 +89,15 @@ def test_ctrl_c_stops_at_once_and_leaves_nothing(tmp_path):
     """SIGINT during a long compress: exit code 130, one line saying so, no output
     file and no temporary file beside it."""
     rng = np.random.default_rng(1)
-    st_save({f"layer{i}.weight": rng.standard_normal((2048, 2048)).astype(np.float32) for i in range(6)},
-            str(tmp_path / "big.safetensors"))
+    st_save({f"layer{i}.weight": rng.standard_normal((2048, 2048)).astype(np.float32) for i in range(6)}, str(tmp_path / "big.safetensors"))
     out = tmp_path / "out"
     out.mkdir()
-    proc = subprocess.Popen([sys.executable, "-m", "pyweightvc", "compress", str(tmp_path / "big.safetensors"),
-                             "-o", str(out / "big.wvc"), "--preset", "slow"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pyweightvc", "compress", str(tmp_path / "big.safetensors"), "-o", str(out / "big.wvc"), "--preset", "slow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(3)  # loading done, encoding under way
     assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGINT)

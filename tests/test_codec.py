@@ -280,7 +280,7 @@ def test_dense_flag_in_a_version_1_blob_is_rejected():
     h = wvc.read_header(bytes(blob))
     blob[8] |= 8  # the dense flag, which version 1 does not have
     end = h.payload_offset - 4
-    blob[end:h.payload_offset] = struct.pack("<I", zlib.crc32(bytes(blob[:end])))
+    blob[end : h.payload_offset] = struct.pack("<I", zlib.crc32(bytes(blob[:end])))
     with pytest.raises(wvc.FormatError, match="unknown flags 0x9 for version 1"):
         wvc.read_header(bytes(blob))
 

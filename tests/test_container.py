@@ -196,8 +196,7 @@ def test_tied_tensors_stored_once(tmp_path):
     w = (np.random.default_rng(1).standard_normal((64, 64)) * 0.1).astype(np.float32)
     path = write(tmp_path, {"embed.weight": w, "lm_head.weight": w, "other": w.copy()})
     with wvc.safe_open(path) as f:
-        assert f._header["lm_head.weight"] == {"dtype": "float32", "shape": [64, 64], "storage": "alias",
-                                               "alias_of": "embed.weight"}
+        assert f._header["lm_head.weight"] == {"dtype": "float32", "shape": [64, 64], "storage": "alias", "alias_of": "embed.weight"}
         assert f._header["other"]["storage"] == "hevc"
     out = wvc.load_file(path)
     assert out["embed.weight"] is out["lm_head.weight"]
@@ -251,8 +250,7 @@ def craft(tmp_path, header: dict, data: bytes = b"", meta=None, version="2") -> 
 
 
 def raw_entry(offsets, shape=(2,), dtype="float32", data=b"\0" * 8):
-    return {"dtype": dtype, "shape": list(shape), "storage": "raw", "data_offsets": list(offsets),
-            "crc32": zlib.crc32(data)}
+    return {"dtype": dtype, "shape": list(shape), "storage": "raw", "data_offsets": list(offsets), "crc32": zlib.crc32(data)}
 
 
 @pytest.mark.parametrize(
@@ -265,8 +263,11 @@ def raw_entry(offsets, shape=(2,), dtype="float32", data=b"\0" * 8):
         ({"a": raw_entry([0, 8], dtype="complex64")}, b"\0" * 8, "tensor 'a': unknown dtype 'complex64'"),
         ({"a": raw_entry([0, 8], shape=(-2,))}, b"\0" * 8, r"tensor 'a': bad shape \[-2\]"),
         ({"a": {**raw_entry([0, 8]), "storage": "magic"}}, b"\0" * 8, "tensor 'a': unknown storage 'magic'"),
-        ({"a": {"dtype": "float32", "shape": [2], "storage": "alias", "alias_of": "zz"}}, b"",
-         "tensor 'a': alias_of 'zz' does not name a stored tensor"),
+        (
+            {"a": {"dtype": "float32", "shape": [2], "storage": "alias", "alias_of": "zz"}},
+            b"",
+            "tensor 'a': alias_of 'zz' does not name a stored tensor",
+        ),
         ({"a": "nope"}, b"", "tensor 'a': entry is not a JSON object"),
     ],
 )
@@ -280,8 +281,7 @@ def test_hostile_headers(tmp_path, header, data, message):
 
 def test_hevc_entry_shape_must_match_blob(tmp_path):
     blob = wvc.encode(np.ones((4, 4), np.float32))
-    entry = {"dtype": "float32", "shape": [2, 8], "storage": "hevc", "bits": 8, "data_offsets": [0, len(blob)],
-             "crc32": zlib.crc32(blob)}
+    entry = {"dtype": "float32", "shape": [2, 8], "storage": "hevc", "bits": 8, "data_offsets": [0, len(blob)], "crc32": zlib.crc32(blob)}
     path = craft(tmp_path, {"w": entry}, blob)
     with wvc.safe_open(path) as f, pytest.raises(wvc.ContainerError, match=r"blob holds float32 \[4, 4\]"):
         f.get_tensor("w")
@@ -290,17 +290,29 @@ def test_hevc_entry_shape_must_match_blob(tmp_path):
 BOMB = zlib.compress(b"\x01" * 10_000_000)  # a small stream that inflates to 10 MB
 
 
-@pytest.mark.parametrize("coder, data, message", [
-    ("zlib", struct.pack("<f", 1.0) + BOMB, "levels holds 101 or more bytes, 100 expected"),
-    ("zlib-params", zlib.compress(struct.pack("<f", 1.0)) + BOMB, "levels holds 101 or more bytes, 100 expected"),
-    ("zlib-params", BOMB + zlib.compress(bytes(100)), "quantisation parameters holds 5 or more bytes, 4 expected"),
-    ("zlib-params", zlib.compress(struct.pack("<f", 1.0)) + zlib.compress(bytes(100)) + b"x", "1 bytes after the levels"),
-    ("zlib-params", zlib.compress(struct.pack("<f", 1.0)) + b"not zlib", "levels does not decode"),
-])
+@pytest.mark.parametrize(
+    "coder, data, message",
+    [
+        ("zlib", struct.pack("<f", 1.0) + BOMB, "levels holds 101 or more bytes, 100 expected"),
+        ("zlib-params", zlib.compress(struct.pack("<f", 1.0)) + BOMB, "levels holds 101 or more bytes, 100 expected"),
+        ("zlib-params", BOMB + zlib.compress(bytes(100)), "quantisation parameters holds 5 or more bytes, 4 expected"),
+        ("zlib-params", zlib.compress(struct.pack("<f", 1.0)) + zlib.compress(bytes(100)) + b"x", "1 bytes after the levels"),
+        ("zlib-params", zlib.compress(struct.pack("<f", 1.0)) + b"not zlib", "levels does not decode"),
+    ],
+)
 def test_int8_entry_cannot_inflate_past_its_shape(tmp_path, coder, data, message):
-    entry = {"dtype": "float32", "shape": [10, 10], "storage": "int8", "bits": 8, "symmetric": True,
-             "per_channel": False, "coder": coder, "params": 1, "data_offsets": [0, len(data)],
-             "crc32": zlib.crc32(data)}
+    entry = {
+        "dtype": "float32",
+        "shape": [10, 10],
+        "storage": "int8",
+        "bits": 8,
+        "symmetric": True,
+        "per_channel": False,
+        "coder": coder,
+        "params": 1,
+        "data_offsets": [0, len(data)],
+        "crc32": zlib.crc32(data),
+    }
     path = craft(tmp_path, {"w": entry}, data)
     with wvc.safe_open(path) as f, pytest.raises(wvc.ContainerError, match=message):
         f.get_tensor("w")
@@ -373,42 +385,56 @@ def test_header_corruption_is_refused_or_harmless(tmp_path):
 
 
 def _int8_entry(data: bytes, shape=(10, 10), **fields) -> dict:
-    return {"dtype": "float32", "shape": list(shape), "storage": "int8", "bits": 8, "symmetric": True,
-            "per_channel": False, "coder": "zlib", "params": 1, "data_offsets": [0, len(data)],
-            "crc32": zlib.crc32(data), **fields}
+    return {
+        "dtype": "float32",
+        "shape": list(shape),
+        "storage": "int8",
+        "bits": 8,
+        "symmetric": True,
+        "per_channel": False,
+        "coder": "zlib",
+        "params": 1,
+        "data_offsets": [0, len(data)],
+        "crc32": zlib.crc32(data),
+        **fields,
+    }
 
 
-@pytest.mark.parametrize("header, message", [
-    ({"a": {"dtype": "float32", "shape": [2], "storage": "alias", "alias_of": ["b"]}}, r"alias_of \['b'\]"),
-    ({"a": _int8_entry(b"\0" * 8, params=1.0)}, "bad quantisation parameter count 1.0"),
-    ({"a": _int8_entry(b"\0" * 8, params=True)}, "bad quantisation parameter count True"),
-    ({"a": _int8_entry(b"\0" * 8, per_channel=True)}, "bad quantisation parameter count 1"),
-    ({"a": raw_entry([0, 8], shape=(2**47, 2**47, 2**0))}, "has more than 281474976710656 elements"),
-    ({"a": raw_entry([0, 8], shape=(2**31, 2**31, 2**32))}, "has more than"),
-    ({"a": {**raw_entry([0, 8]), "crc32": [1]}}, r"bad crc32 \[1\]"),
-    ({"a": {**raw_entry([0, 8]), "crc32": 2**32}}, "bad crc32"),
-    ({"a": {**raw_entry([0, 8]), "dtype": ["float32"]}}, "unknown dtype"),
-    ({"a": {**raw_entry([0, 8]), "storage": {"x": 1}}}, "unknown storage"),
-    ({"a": {**raw_entry([0, 8]), "data_offsets": [0.0, 8]}}, "data_offsets"),
-    ({"a": _int8_entry(b"\0" * 8, qp="24")}, "bad qp '24'"),
-    ({"a": _int8_entry(b"\0" * 8, symmetric=1)}, "bad symmetric 1"),
-    ({"a": _int8_entry(b"\0" * 8, preset="turbo")}, "bad preset 'turbo'"),
-])
+@pytest.mark.parametrize(
+    "header, message",
+    [
+        ({"a": {"dtype": "float32", "shape": [2], "storage": "alias", "alias_of": ["b"]}}, r"alias_of \['b'\]"),
+        ({"a": _int8_entry(b"\0" * 8, params=1.0)}, "bad quantisation parameter count 1.0"),
+        ({"a": _int8_entry(b"\0" * 8, params=True)}, "bad quantisation parameter count True"),
+        ({"a": _int8_entry(b"\0" * 8, per_channel=True)}, "bad quantisation parameter count 1"),
+        ({"a": raw_entry([0, 8], shape=(2**47, 2**47, 2**0))}, "has more than 281474976710656 elements"),
+        ({"a": raw_entry([0, 8], shape=(2**31, 2**31, 2**32))}, "has more than"),
+        ({"a": {**raw_entry([0, 8]), "crc32": [1]}}, r"bad crc32 \[1\]"),
+        ({"a": {**raw_entry([0, 8]), "crc32": 2**32}}, "bad crc32"),
+        ({"a": {**raw_entry([0, 8]), "dtype": ["float32"]}}, "unknown dtype"),
+        ({"a": {**raw_entry([0, 8]), "storage": {"x": 1}}}, "unknown storage"),
+        ({"a": {**raw_entry([0, 8]), "data_offsets": [0.0, 8]}}, "data_offsets"),
+        ({"a": _int8_entry(b"\0" * 8, qp="24")}, "bad qp '24'"),
+        ({"a": _int8_entry(b"\0" * 8, symmetric=1)}, "bad symmetric 1"),
+        ({"a": _int8_entry(b"\0" * 8, preset="turbo")}, "bad preset 'turbo'"),
+    ],
+)
 def test_entry_fields_type_checked(tmp_path, header, message):
     """Issue 17: these escaped as TypeError / OverflowError from a consistent header."""
     with pytest.raises(wvc.ContainerError, match=message):
         wvc.load_file(craft(tmp_path, header, b"\0" * 8))
 
 
-@pytest.mark.parametrize("text, message", [
-    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":' + "[" * 5000 + "]" * 5000 + "}",
-     "nests 5001 deep"),
-    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{"shape":[' + "9" * 5000 + "]}}",
-     "an integer of 5000 digits"),
-    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{"min_step":NaN}}', "holds NaN"),
-    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{"min_step":1e999}}', "'1e999'"),
-    ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{},"a":{}}', "the key 'a' twice"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":' + "[" * 5000 + "]" * 5000 + "}", "nests 5001 deep"),
+        ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{"shape":[' + "9" * 5000 + "]}}", "an integer of 5000 digits"),
+        ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{"min_step":NaN}}', "holds NaN"),
+        ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{"min_step":1e999}}', "'1e999'"),
+        ('{"__metadata__":{"format":"pyweightvc","format_version":"2"},"a":{},"a":{}}', "the key 'a' twice"),
+    ],
+)
 def test_header_json_limits(tmp_path, text, message):
     path = tmp_path / "j.wvc"
     head = text.encode()
@@ -456,8 +482,7 @@ def test_header_checksum_and_versions(tmp_path):
     header = json.loads(good[8 : 8 + struct.unpack("<Q", good[:8])[0]])
     header["__metadata__"].pop("header_crc32")
     with pytest.raises(wvc.ContainerError, match="version-2 header starts with its header_crc32"):
-        wvc.safe_open(craft(tmp_path, {k: v for k, v in header.items() if k != "__metadata__"}, meta=header["__metadata__"],
-                            version="1"))
+        wvc.safe_open(craft(tmp_path, {k: v for k, v in header.items() if k != "__metadata__"}, meta=header["__metadata__"], version="1"))
     # downgraded to version 1 with the field kept: refused
     bad = text[0] + b'"format_version":"1"' + text[1]
     (tmp_path / "down.wvc").write_bytes(good[:8] + bad)
@@ -480,8 +505,19 @@ def test_bool_bytes_must_be_0_or_1(tmp_path):
 
 def test_hevc_entry_settings_must_be_its_blobs(tmp_path):
     blob = wvc.encode(np.ones((4, 4), np.float32), qp=24)
-    entry = {"dtype": "float32", "shape": [4, 4], "storage": "hevc", "bits": 8, "symmetric": True, "per_channel": False,
-             "qp": 24, "lossless": False, "preset": "fast", "data_offsets": [0, len(blob)], "crc32": zlib.crc32(blob)}
+    entry = {
+        "dtype": "float32",
+        "shape": [4, 4],
+        "storage": "hevc",
+        "bits": 8,
+        "symmetric": True,
+        "per_channel": False,
+        "qp": 24,
+        "lossless": False,
+        "preset": "fast",
+        "data_offsets": [0, len(blob)],
+        "crc32": zlib.crc32(blob),
+    }
     assert wvc.load_file(craft(tmp_path, {"w": entry}, blob))["w"].shape == (4, 4)
     for key, value in (("bits", 6), ("qp", 30), ("lossless", True), ("per_channel", True), ("rotate", True)):
         with pytest.raises(wvc.ContainerError, match=f"the entry says {key}="):
@@ -503,8 +539,13 @@ def test_save_file_errors(tmp_path):
 
 
 def test_empty_and_odd_tensors(tmp_path):
-    t = {"empty": np.zeros((0, 3), np.float32), "scalar": np.float32(3.5), "f64": np.arange(5.0),
-         "u8": np.arange(6, dtype=np.uint8).reshape(2, 3), "i16": np.arange(-3, 3, dtype=np.int16)}
+    t = {
+        "empty": np.zeros((0, 3), np.float32),
+        "scalar": np.float32(3.5),
+        "f64": np.arange(5.0),
+        "u8": np.arange(6, dtype=np.uint8).reshape(2, 3),
+        "i16": np.arange(-3, 3, dtype=np.int16),
+    }
     out = wvc.load_file(write(tmp_path, t))
     for k, v in t.items():
         np.testing.assert_array_equal(out[k], np.asarray(v))
@@ -516,8 +557,11 @@ def test_min_step_for_conv_kernels(tmp_path):
     t["conv.weight"][:8] *= 1e-3  # narrow output channels: their max-abs steps fall below the floor
     policy = wvc.Policy(overrides={"kind:conv": {"min_step": 1e-3}})
     assert policy.plan("conv.weight", "float32", (16, 8, 3, 3)).describe() == "int8 min_step 0.001"
-    assert policy.plan("fc.weight", "float32", (40, 72)).quant_options() == \
-        {"bits": 8, "symmetric": True, "per_channel": True}  # no min_step key: entries read as before
+    assert policy.plan("fc.weight", "float32", (40, 72)).quant_options() == {
+        "bits": 8,
+        "symmetric": True,
+        "per_channel": True,
+    }  # no min_step key: entries read as before
     path = write(tmp_path, t, policy=policy)
     plain = write(tmp_path, t, name="plain.wvc")
     with wvc.safe_open(path) as f, wvc.safe_open(plain) as g:

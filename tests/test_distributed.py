@@ -31,8 +31,10 @@ def make_folder(path, shards=2, matrices=4, rows=192, cols=256, seed=0):
     weight_map = {}
     for s in range(shards):
         fname = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
-        part = {f"layers.{s}.proj{i}.weight": (torch.randn(rows + 64 * i, cols, generator=gen) * 0.02).to(torch.bfloat16)
-                for i in range(matrices)}
+        part = {
+            f"layers.{s}.proj{i}.weight": (torch.randn(rows + 64 * i, cols, generator=gen) * 0.02).to(torch.bfloat16)
+            for i in range(matrices)
+        }
         part[f"layers.{s}.norm.weight"] = torch.ones(cols, dtype=torch.bfloat16)
         part[f"layers.{s}.position_ids"] = torch.arange(cols, dtype=torch.int64)
         save_file(part, str(path / fname), metadata={"format": "pt"})
@@ -76,8 +78,10 @@ def test_a_killed_worker_is_survived_with_the_same_bytes(tmp_path):
     src = make_folder(tmp_path / "big", shards=2, matrices=4, rows=256, cols=512, seed=1)
     ref = tmp_path / "ref"
     folders.compress_folder(str(src), str(ref), Policy(24), workers=1)
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0,
-                                  **LOCAL_CLUSTER_OPTIONS) as c, distributed.Client(c) as client:
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0, **LOCAL_CLUSTER_OPTIONS) as c,
+        distributed.Client(c) as client,
+    ):
         pids = client.run(os.getpid)
         errors = []
 
@@ -114,8 +118,7 @@ def test_resume_keeps_the_shards_that_verify_and_codes_the_others(model, referen
     (out / second).unlink()
     kept = (out / first).stat()
     coded = []
-    result = folders.compress_folder(str(model), str(out), Policy(20), workers=1, resume=True,
-                                     progress=lambda name, n: coded.append(name))
+    result = folders.compress_folder(str(model), str(out), Policy(20), workers=1, resume=True, progress=lambda name, n: coded.append(name))
     assert (out / first).stat().st_mtime_ns == kept.st_mtime_ns and (out / first).stat().st_ino == kept.st_ino
     assert shard_bytes(out) == reference and folders.read_manifest(str(out)) == result.shards
     assert len(result.headers) == len(coded)  # progress counts kept tensors too
@@ -131,8 +134,7 @@ def test_resume_keeps_the_shards_that_verify_and_codes_the_others(model, referen
 
 def test_resume_from_the_command_line(model, reference, tmp_path):
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "pyweightvc", "compress", str(model), "-o", str(out), "--qp", "20", "--workers", "1",
-            "--json"]
+    args = [sys.executable, "-m", "pyweightvc", "compress", str(model), "-o", str(out), "--qp", "20", "--workers", "1", "--json"]
     assert subprocess.run(args, capture_output=True, text=True).returncode == 0
     (out / sorted(reference)[1]).unlink()
     r = subprocess.run(args + ["--resume"], capture_output=True, text=True)
@@ -159,15 +161,26 @@ def test_ctrl_c_stops_at_once_and_leaves_no_partial_or_temporary_file(tmp_path, 
     src = make_folder(tmp_path / "big", shards=2, matrices=8, rows=1024, cols=1024, seed=2)
     out = tmp_path / "out"
     # a terminal's Ctrl-C: SIGINT to the whole process group
-    p = subprocess.Popen([sys.executable, "-m", "pyweightvc", "compress", str(src), "-o", str(out), *spread],
-                         start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "pyweightvc", "compress", str(src), "-o", str(out), *spread],
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         # interrupt once every process is encoding: a worker still importing Dask
         # would print its own traceback
         def busy():
-            procs = [psutil.Process(p.pid)] if "local" not in spread else \
-                [c for c in psutil.Process(p.pid).children() if "spawn_main" in " ".join(c.cmdline())
-                 and "resource_tracker" not in " ".join(c.cmdline())]
+            procs = (
+                [psutil.Process(p.pid)]
+                if "local" not in spread
+                else [
+                    c
+                    for c in psutil.Process(p.pid).children()
+                    if "spawn_main" in " ".join(c.cmdline()) and "resource_tracker" not in " ".join(c.cmdline())
+                ]
+            )
             want = 2 if "local" in spread else 1
             return len(procs) == want and all(sum(c.cpu_times()[:2]) > 4.0 for c in procs)
 

@@ -120,29 +120,47 @@ def _resign(blob: bytes, **fields) -> bytes:
     """The blob with header fields replaced (scale, zero_point, shape, flags...) and
     consistent CRCs, as a faulty or hostile writer would make it."""
     h = wvc.read_header(blob)
-    args = dict(dtype_code=h.dtype_code, shape=h.shape, bits=h.bits, symmetric=h.symmetric, per_channel=h.per_channel,
-                lossless=h.lossless, dense=h.dense, qp=h.qp if h.qp is not None else 0, preset=h.preset,
-                geometry=(*h.tile, *h.frame), scale=h.scale, zero_point=h.zero_point, x265_options=h.x265_options,
-                rotation=h.rotation, payload=blob[h.payload_offset :])
+    args = dict(
+        dtype_code=h.dtype_code,
+        shape=h.shape,
+        bits=h.bits,
+        symmetric=h.symmetric,
+        per_channel=h.per_channel,
+        lossless=h.lossless,
+        dense=h.dense,
+        qp=h.qp if h.qp is not None else 0,
+        preset=h.preset,
+        geometry=(*h.tile, *h.frame),
+        scale=h.scale,
+        zero_point=h.zero_point,
+        x265_options=h.x265_options,
+        rotation=h.rotation,
+        payload=blob[h.payload_offset :],
+    )
     args.update(fields)
     return _pack_header(**args) + args["payload"]
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"scale": np.full(40, np.nan, np.float32)}, r"scale\[0\] = nan is not finite"),
-    ({"scale": np.r_[np.ones(39), np.inf].astype(np.float32)}, r"scale\[39\] = inf"),
-    ({"scale": np.r_[np.ones(3), 0.0, np.ones(36)].astype(np.float32)}, r"scale\[3\] = 0.0"),
-    ({"scale": np.full(40, 1e-40, np.float32)}, "with a finite inverse"),
-    ({"scale": np.ones(1, np.float32)}, "1 quantisation parameters for per-channel quantisation of 40 rows"),
-    ({"symmetric": False, "zero_point": np.full(40, 128, np.int32)}, r"zero_point\[0\] = 128 is outside -128..127"),
-    ({"symmetric": False, "bits": 4, "zero_point": np.full(40, -9, np.int32)}, "outside -8..7 for 4 bits"),
-    ({"shape": (40, 2**47, 2**47)}, "has more than 281474976710656 elements"),
-    ({"shape": (40, 2**30)}, "do not cut 1073741824 columns"),
-    ({"qp": 255}, "qp 255 with the lossless flag clear"),
-    ({"dense": True}, "dense samples need lossless coding"),
-    ({"dtype_code": 4, "per_channel": False, "scale": np.ones(1, np.float32), "zero_point": np.zeros(1, np.int32)},
-     "int8 levels must be stored as they are"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"scale": np.full(40, np.nan, np.float32)}, r"scale\[0\] = nan is not finite"),
+        ({"scale": np.r_[np.ones(39), np.inf].astype(np.float32)}, r"scale\[39\] = inf"),
+        ({"scale": np.r_[np.ones(3), 0.0, np.ones(36)].astype(np.float32)}, r"scale\[3\] = 0.0"),
+        ({"scale": np.full(40, 1e-40, np.float32)}, "with a finite inverse"),
+        ({"scale": np.ones(1, np.float32)}, "1 quantisation parameters for per-channel quantisation of 40 rows"),
+        ({"symmetric": False, "zero_point": np.full(40, 128, np.int32)}, r"zero_point\[0\] = 128 is outside -128..127"),
+        ({"symmetric": False, "bits": 4, "zero_point": np.full(40, -9, np.int32)}, "outside -8..7 for 4 bits"),
+        ({"shape": (40, 2**47, 2**47)}, "has more than 281474976710656 elements"),
+        ({"shape": (40, 2**30)}, "do not cut 1073741824 columns"),
+        ({"qp": 255}, "qp 255 with the lossless flag clear"),
+        ({"dense": True}, "dense samples need lossless coding"),
+        (
+            {"dtype_code": 4, "per_channel": False, "scale": np.ones(1, np.float32), "zero_point": np.zeros(1, np.int32)},
+            "int8 levels must be stored as they are",
+        ),
+    ],
+)
 def test_consistent_checksums_but_fields_out_of_range(blob, fields, message):
     """Refused by read_header, before the output is allocated (issue 17: these escaped
     as ValueError or MemoryError from the native core and numpy)."""

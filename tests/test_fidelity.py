@@ -17,23 +17,24 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 def mlp_onnx(weights, image_input=False):
     """x -> relu(x W1 + b1) W2 + b2 as an ONNX graph (batch dimension symbolic)."""
     (w1, b1), (w2, b2) = weights
-    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in
-             (("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2))]
-    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h0"]), helper.make_node("Add", ["h0", "b1"], ["h1"]),
-             helper.make_node("Relu", ["h1"], ["h"]), helper.make_node("MatMul", ["h", "w2"], ["y0"]),
-             helper.make_node("Add", ["y0", "b2"], ["y"])]
+    inits = [numpy_helper.from_array(a.astype(np.float32), n) for n, a in (("w1", w1), ("b1", b1), ("w2", w2), ("b2", b2))]
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h0"]),
+        helper.make_node("Add", ["h0", "b1"], ["h1"]),
+        helper.make_node("Relu", ["h1"], ["h"]),
+        helper.make_node("MatMul", ["h", "w2"], ["y0"]),
+        helper.make_node("Add", ["y0", "b2"], ["y"]),
+    ]
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", w1.shape[0]])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", w2.shape[1]])
-    model = helper.make_model(helper.make_graph(nodes, "mlp", [x], [y], inits),
-                              opset_imports=[helper.make_opsetid("", 17)])
+    model = helper.make_model(helper.make_graph(nodes, "mlp", [x], [y], inits), opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(model)
     return model
 
 
 def random_mlp(seed=0, n_in=64, hidden=256, n_out=10):
     rng = np.random.default_rng(seed)
-    return ((rng.standard_normal((n_in, hidden)) * 0.1, np.zeros(hidden)),
-            (rng.standard_normal((hidden, n_out)) * 0.1, np.zeros(n_out)))
+    return ((rng.standard_normal((n_in, hidden)) * 0.1, np.zeros(hidden)), (rng.standard_normal((hidden, n_out)) * 0.1, np.zeros(n_out)))
 
 
 def test_probe_inputs_follow_the_graph_and_are_deterministic():
@@ -93,8 +94,7 @@ def test_a_plain_checkpoint_gets_weight_snr(tmp_path, capsys):
     from safetensors.numpy import save_file
 
     rng = np.random.default_rng(0)
-    save_file({"w": rng.standard_normal((64, 128)).astype(np.float32), "b": np.zeros(64, np.float32)},
-              str(tmp_path / "m.safetensors"))
+    save_file({"w": rng.standard_normal((64, 128)).astype(np.float32), "b": np.zeros(64, np.float32)}, str(tmp_path / "m.safetensors"))
     assert cli.main(["compress", str(tmp_path / "m.safetensors"), "-o", str(tmp_path / "m.wvc"), "--qp", "30"]) == 0
     text = capsys.readouterr().out
     assert "no output check possible" in text and "lowest" in text and "(w)" in text
@@ -149,8 +149,14 @@ def tiny_transformers_folder(folder):
         f.write("\n".join(vocab) + "\n")
     tokenizer = transformers.BertTokenizerFast(os.path.join(folder, "vocab.txt"))
     torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=64, num_hidden_layers=2,
-                                     num_attention_heads=2, intermediate_size=256, max_position_embeddings=128)
+    config = transformers.BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=256,
+        max_position_embeddings=128,
+    )
     transformers.BertModel(config).eval().save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -40,8 +40,12 @@ def test_short_fuzz_run(tmp_path):
     nondeterministic decode, no MemoryError, no silent change from a .wvc header edit."""
     seconds = os.environ.get("PYWEIGHTVC_FUZZ_SECONDS", "30")
     # The child imports the installed package, as the tests do: src/ holds no built _core.
-    run = subprocess.run([sys.executable, str(ROOT / "fuzz" / "wvcfuzz.py"), "--seconds", seconds, "--seed", "0",
-                          "--out", str(tmp_path / "findings")], capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "fuzz" / "wvcfuzz.py"), "--seconds", seconds, "--seed", "0", "--out", str(tmp_path / "findings")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.stdout.strip(), f"the fuzz run printed no summary (exit {run.returncode}):\n{run.stderr[-3000:]}"
     summary = json.loads(run.stdout)
     targets = summary["targets"]

@@ -69,8 +69,9 @@ def test_fixture_chunk_keeps_decoding():
 def test_zarr_array_written_and_read_back(tmp_path):
     zarr = pytest.importorskip("zarr", reason="zarr round trip needs zarr")
     data = chunk((200, 150), seed=3)
-    z = zarr.open_array(str(tmp_path / "w.zarr"), mode="w", shape=data.shape, chunks=(64, 64), dtype="float32",
-                        zarr_format=2, compressor=PyWeightVC(qp=12))
+    z = zarr.open_array(
+        str(tmp_path / "w.zarr"), mode="w", shape=data.shape, chunks=(64, 64), dtype="float32", zarr_format=2, compressor=PyWeightVC(qp=12)
+    )
     z[:] = data
     back = zarr.open_array(str(tmp_path / "w.zarr"), mode="r")[:]
     assert back.shape == data.shape and back.dtype == np.float32

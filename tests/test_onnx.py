@@ -34,13 +34,22 @@ def small_model(opset=17):
         helper.make_node("Conv", ["img", "K"], ["z"], pads=[1, 1, 1, 1], name="conv"),
     ]
     graph = helper.make_graph(
-        nodes, "small",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64]),
-         helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 8, 8, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 40]),
-         helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 16, 8, 8])],
-        [numpy_helper.from_array(w1, "W1"), numpy_helper.from_array(b1, "b1"),
-         numpy_helper.from_array(w2, "W2"), numpy_helper.from_array(kernel, "K")],
+        nodes,
+        "small",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 64]),
+            helper.make_tensor_value_info("img", TensorProto.FLOAT, ["N", 8, 8, 8]),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 40]),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, ["N", 16, 8, 8]),
+        ],
+        [
+            numpy_helper.from_array(w1, "W1"),
+            numpy_helper.from_array(b1, "b1"),
+            numpy_helper.from_array(w2, "W2"),
+            numpy_helper.from_array(kernel, "K"),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="tests")
     model.ir_version = 8
@@ -53,8 +62,10 @@ def run(model, feeds):
     return sess.run(None, feeds)
 
 
-FEEDS = {"x": np.random.default_rng(1).standard_normal((5, 64)).astype(np.float32),
-         "img": np.random.default_rng(2).standard_normal((5, 8, 8, 8)).astype(np.float32)}
+FEEDS = {
+    "x": np.random.default_rng(1).standard_normal((5, 64)).astype(np.float32),
+    "img": np.random.default_rng(2).standard_normal((5, 8, 8, 8)).astype(np.float32),
+}
 
 
 def test_float_round_trip_keeps_the_graph(tmp_path):
@@ -63,10 +74,12 @@ def test_float_round_trip_keeps_the_graph(tmp_path):
     wvc_onnx.compress(model, path, qp=12)
     back = wvc_onnx.decompress(path, format="float")
     onnx.checker.check_model(back, full_check=True)
-    assert [(n.op_type, n.name, list(n.input), list(n.output)) for n in back.graph.node] == \
-        [(n.op_type, n.name, list(n.input), list(n.output)) for n in model.graph.node]
-    assert [a for n in back.graph.node for a in n.attribute if a.name != "value"] == \
-        [a for n in model.graph.node for a in n.attribute if a.name != "value"]
+    assert [(n.op_type, n.name, list(n.input), list(n.output)) for n in back.graph.node] == [
+        (n.op_type, n.name, list(n.input), list(n.output)) for n in model.graph.node
+    ]
+    assert [a for n in back.graph.node for a in n.attribute if a.name != "value"] == [
+        a for n in model.graph.node for a in n.attribute if a.name != "value"
+    ]
     assert back.opset_import == model.opset_import and back.producer_name == "tests"
     init = {t.name: t for t in back.graph.initializer}
     orig = {t.name: t for t in model.graph.initializer}
@@ -115,8 +128,9 @@ def test_external_data_model(tmp_path):
     model = small_model()
     src = tmp_path / "ext.onnx"
     # a fresh copy: save_model points the model it is given at the side file
-    onnx.save_model(small_model(), str(src), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="ext.onnx.data", size_threshold=0)
+    onnx.save_model(
+        small_model(), str(src), save_as_external_data=True, all_tensors_to_one_file=True, location="ext.onnx.data", size_threshold=0
+    )
     assert (tmp_path / "ext.onnx.data").stat().st_size > 30000
     wvc_onnx.compress(str(src), str(tmp_path / "m.wvc"), qp=12)
     back = wvc_onnx.decompress(str(tmp_path / "m.wvc"))
@@ -192,23 +206,31 @@ def _rewrite_wvc(src, dst, edit):
     """A .wvc file with its tensors and metadata edited by edit(tensors, metadata), written as a writer would."""
     with wvc.safe_open(str(src)) as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-        meta = {k: v for k, v in f.metadata().items()
-                if k not in ("header_crc32", "format", "format_version", "pyweightvc", "x265", "libde265", "policy")}
+        meta = {
+            k: v
+            for k, v in f.metadata().items()
+            if k not in ("header_crc32", "format", "format_version", "pyweightvc", "x265", "libde265", "policy")
+        }
     edit(tensors, meta)
     wvc.save_file(tensors, str(dst), policy=wvc.Policy(24, min_elements=10**9), metadata=meta)  # everything raw
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda t, m: t.update({wvc_onnx.MODEL_KEY: np.frombuffer(b"\xff\xff\xff not protobuf", np.uint8)}),
-     "is not a serialised ONNX model"),
-    (lambda t, m: t.update({wvc_onnx.MODEL_KEY: np.zeros(3, np.float32)}), "expected raw uint8 bytes"),
-    (lambda t, m: m.update(onnx_tensors="[" * 100 + "]" * 100), "nests 100 deep"),
-    (lambda t, m: m.update(onnx_tensors='[["W1", "initializer"]]'), "malformed"),
-    (lambda t, m: m.update(onnx_tensors='[["W1", "initializer", "nope"]]'), "no float initializer 'nope'"),
-    (lambda t, m: m.update(onnx_tensors='[["zz", "initializer", "W1"]]'), "no tensor 'zz'"),
-    (lambda t, m: m.update(onnx_tensors='[["W1", "initializer", "W1"], ["W1", "initializer", "W1"]]'), "listed twice"),
-    (lambda t, m: t.update(W1=np.zeros((3, 3), np.float32)), "shape \\[3, 3\\]"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (
+            lambda t, m: t.update({wvc_onnx.MODEL_KEY: np.frombuffer(b"\xff\xff\xff not protobuf", np.uint8)}),
+            "is not a serialised ONNX model",
+        ),
+        (lambda t, m: t.update({wvc_onnx.MODEL_KEY: np.zeros(3, np.float32)}), "expected raw uint8 bytes"),
+        (lambda t, m: m.update(onnx_tensors="[" * 100 + "]" * 100), "nests 100 deep"),
+        (lambda t, m: m.update(onnx_tensors='[["W1", "initializer"]]'), "malformed"),
+        (lambda t, m: m.update(onnx_tensors='[["W1", "initializer", "nope"]]'), "no float initializer 'nope'"),
+        (lambda t, m: m.update(onnx_tensors='[["zz", "initializer", "W1"]]'), "no tensor 'zz'"),
+        (lambda t, m: m.update(onnx_tensors='[["W1", "initializer", "W1"], ["W1", "initializer", "W1"]]'), "listed twice"),
+        (lambda t, m: t.update(W1=np.zeros((3, 3), np.float32)), "shape \\[3, 3\\]"),
+    ],
+)
 def test_hostile_onnx_files(tmp_path, edit, message):
     """Only pyweightvc's errors come out of decompress for any file content (issue 17)."""
     wvc_onnx.compress(small_model(), str(tmp_path / "m.wvc"), qp=24)

@@ -18,8 +18,7 @@ def test_missing_libraries_give_a_clear_cmake_error(tmp_path):
     if cmake is None:
         pytest.fail("cmake is needed to build pyweightvc from source")
     env = dict(os.environ, PKG_CONFIG_LIBDIR=str(tmp_path), PKG_CONFIG_PATH=str(tmp_path))
-    r = subprocess.run([cmake, "-S", str(ROOT), "-B", str(tmp_path / "build")], capture_output=True, text=True,
-                       env=env)
+    r = subprocess.run([cmake, "-S", str(ROOT), "-B", str(tmp_path / "build")], capture_output=True, text=True, env=env)
     assert r.returncode != 0
     text = " ".join((r.stdout + r.stderr).split())
     assert "x265 >= 3.5 (Debian/Ubuntu package libx265-dev)" in text
@@ -28,8 +27,7 @@ def test_missing_libraries_give_a_clear_cmake_error(tmp_path):
 
 @pytest.mark.slow
 def test_wheel_is_self_contained(tmp_path):
-    env = dict(os.environ, DIST=str(tmp_path / "dist"), WHEELHOUSE=str(tmp_path / "wheelhouse"),
-               PYTHON=sys.executable)
+    env = dict(os.environ, DIST=str(tmp_path / "dist"), WHEELHOUSE=str(tmp_path / "wheelhouse"), PYTHON=sys.executable)
     r = subprocess.run(["bash", str(ROOT / "scripts" / "build_wheel.sh")], capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     (wheel,) = (tmp_path / "wheelhouse").glob("pyweightvc-*.whl")
@@ -64,9 +62,9 @@ def test_wheel_is_self_contained(tmp_path):
     )
     # run outside the source tree, with no loader path that could find system copies first
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
-    r = subprocess.run([str(py), "-c", script, str(tmp_path / "m.wvc")], capture_output=True, text=True,
-                       cwd=tmp_path, env=env)
+    r = subprocess.run([str(py), "-c", script, str(tmp_path / "m.wvc")], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run([str(venv / "bin" / "pyweightvc"), "info", str(tmp_path / "m.wvc")], capture_output=True,
-                       text=True, cwd=tmp_path, env=env)
+    r = subprocess.run(
+        [str(venv / "bin" / "pyweightvc"), "info", str(tmp_path / "m.wvc")], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
     assert r.returncode == 0 and "smaller than the input (float32" in r.stdout, r.stderr

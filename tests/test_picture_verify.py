@@ -223,7 +223,7 @@ def test_libde265_sps_errors_not_printed(blob, capfd):
 
 def _outcome(blob: bytes, decoder: "wvc.Decoder | None", threads: int):
     try:
-        out = (decoder.decode(blob) if decoder else wvc.decode(blob, threads=threads))
+        out = decoder.decode(blob) if decoder else wvc.decode(blob, threads=threads)
     except wvc.DecoderError:
         return "DecoderError"
     return out.tobytes()

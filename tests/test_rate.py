@@ -225,8 +225,7 @@ def test_accuracy_search_raises_the_conv_step_as_far_as_the_score_allows(tmp_pat
 
     def score(state):
         kk = np.asarray(state["k"]).reshape(48, -1)
-        return float(((x @ np.asarray(state["w"]).T).argmax(1) == ref_w).mean()
-                     + (np.sign(xk @ kk.T) == ref_k).mean()) / 2
+        return float(((x @ np.asarray(state["w"]).T).argmax(1) == ref_w).mean() + (np.sign(xk @ kk.T) == ref_k).mean()) / 2
 
     path = str(tmp_path / "m.wvc")
     out = rate.save_file_for_accuracy({"w": w, "k": k}, path, score, max_drop=0.05, search_min_step="int8")
@@ -261,8 +260,7 @@ def test_accuracy_search_floors_the_hevc_steps_of_rotated_matrices(tmp_path):
         return 1 - float(((x @ np.asarray(state["w"]).T - ref) ** 2).sum() / (ref**2).sum())
 
     path = str(tmp_path / "m.wvc")
-    out = rate.save_file_for_accuracy({"w": w}, path, score, max_drop=0.01, policy=wvc.Policy(rotate=True),
-                                      search_min_step="hevc")
+    out = rate.save_file_for_accuracy({"w": w}, path, score, max_drop=0.01, policy=wvc.Policy(rotate=True), search_min_step="hevc")
     steps = [e for e in out.evaluations if e.min_step > 0]
     rotated_scales = np.sort(wvc.decode_int8(wvc.encode(w, per_channel=True, rotate=True)).scale)
     assert steps[0].min_step == pytest.approx(rotated_scales[len(rotated_scales) // 2 - 1] / 2, rel=1e-6)

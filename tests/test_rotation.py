@@ -89,8 +89,7 @@ def test_rotated_levels_come_with_their_rotation():
     np.testing.assert_allclose(q.rotation.undo(values), wvc.decode(blob), atol=1e-6)
     # integer inference: rotated weights apply to rotated inputs, W x = (W D H)(x D H)
     x = np.random.default_rng(3).standard_normal((4, 128)).astype(np.float32)
-    np.testing.assert_allclose(q.rotation.apply(x) @ wvc.dequantize(q.levels, q.scale).T,
-                               x @ wvc.decode(blob).T, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(q.rotation.apply(x) @ wvc.dequantize(q.levels, q.scale).T, x @ wvc.decode(blob).T, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", [np.float16, np.float32])
@@ -129,11 +128,27 @@ def test_rotation_arguments_are_checked():
 def test_bad_rotation_in_a_header_is_a_format_error():
     blob = wvc.encode(outlier_matrix(16, 64), qp=24, rotate=True)
     h = wvc.read_header(blob)
-    payload = blob[h.payload_offset:]
-    forged = codec._pack_header(
-        dtype_code=h.dtype_code, shape=h.shape, bits=h.bits, symmetric=h.symmetric, per_channel=h.per_channel,
-        lossless=h.lossless, dense=False, qp=h.qp, preset=h.preset, geometry=(*h.tile, *h.frame), scale=h.scale,
-        zero_point=h.zero_point, x265_options="", rotation=codec.Rotation(48, 0), payload=payload) + payload
+    payload = blob[h.payload_offset :]
+    forged = (
+        codec._pack_header(
+            dtype_code=h.dtype_code,
+            shape=h.shape,
+            bits=h.bits,
+            symmetric=h.symmetric,
+            per_channel=h.per_channel,
+            lossless=h.lossless,
+            dense=False,
+            qp=h.qp,
+            preset=h.preset,
+            geometry=(*h.tile, *h.frame),
+            scale=h.scale,
+            zero_point=h.zero_point,
+            x265_options="",
+            rotation=codec.Rotation(48, 0),
+            payload=payload,
+        )
+        + payload
+    )
     with pytest.raises(FormatError, match="rotation kind 1 with block 48 for 64 columns"):
         wvc.read_header(forged)
     with pytest.raises(FormatError, match="truncated"):
@@ -182,18 +197,15 @@ def test_policy_rotate_is_validated():
     policy = wvc.Policy(overrides={"kind:conv": {"rotate": True}})  # conv kernels stay int8 by default
     with pytest.raises(ValueError, match="rotate applies to storage"):
         policy.plan("c.weight", "float32", (64, 16, 3, 3))
-    plan = wvc.Policy(overrides={"kind:conv": {"storage": "hevc", "qp": 20, "rotate": True}}).plan(
-        "c.weight", "float32", (64, 16, 3, 3))
+    plan = wvc.Policy(overrides={"kind:conv": {"storage": "hevc", "qp": 20, "rotate": True}}).plan("c.weight", "float32", (64, 16, 3, 3))
     assert plan.rotate is True and plan.describe() == "hevc qp 20 rotated"
     assert json.loads(wvc.Policy(rotate="auto").to_json())["rotate"] == "auto"
-
 
 
 def test_auto_leaves_lossless_plans_unrotated():
     """Lossless coding has no QP to judge a rotation at: "auto" keeps such plans
     as they are (rotate=True asks for it)."""
-    plan = wvc.Policy(lossless=True, rotate="auto", overrides={"kind:linear": {"bits": 5}}).plan(
-        "w", "float32", (256, 384))
+    plan = wvc.Policy(lossless=True, rotate="auto", overrides={"kind:linear": {"bits": 5}}).plan("w", "float32", (256, 384))
     assert rate.resolve_rotate(outlier_matrix(), plan) is False
     blob = wvc.encode(outlier_matrix(), lossless=True, bits=5, rotate=True)
     assert wvc.read_header(blob).rotation is not None and wvc.read_header(blob).dense

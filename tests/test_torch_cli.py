@@ -148,29 +148,48 @@ class Evil:
     "make,args,code,message",
     [
         (None, ["compress", "missing.pt", "-o", "x.wvc"], 2, "no such file"),
-        (lambda p: p.joinpath("bad.pt").write_bytes(b"not a zip"), ["compress", "bad.pt", "-o", "x.wvc"], 2,
-         "not a PyTorch checkpoint"),
-        (lambda p: torch.save({"x": Evil()}, p / "evil.pt"), ["compress", "evil.pt", "-o", "x.wvc"], 2,
-         "pickle that needs arbitrary code"),
-        (lambda p: torch.save({"a": 1, "b": "x"}, p / "nd.pt"), ["compress", "nd.pt", "-o", "x.wvc"], 2,
-         "not a state_dict"),
-        (lambda p: torch.save({"w": torch.zeros(3)}, p / "ok.pt"),
-         ["compress", "ok.pt", "-o", "x.wvc", "--override", "w=qpp:3"], 2, "unknown setting"),
-        (lambda p: torch.save({"w": torch.zeros(3)}, p / "ok.pt"),
-         ["compress", "ok.pt", "-o", "x.wvc", "--override", "w"], 2, "expected PATTERN=key:value"),
-        (lambda p: p.joinpath("pol.json").write_text('{"qpp": 1}') or torch.save({"w": torch.zeros(3)}, p / "ok.pt"),
-         ["compress", "ok.pt", "-o", "x.wvc", "--policy", "pol.json"], 2, "unknown keys"),
-        (lambda p: p.joinpath("c.wvc").write_bytes(b"\x10" + b"\0" * 7 + b"{}"), ["info", "c.wvc"], 3,
-         "truncated file"),
+        (lambda p: p.joinpath("bad.pt").write_bytes(b"not a zip"), ["compress", "bad.pt", "-o", "x.wvc"], 2, "not a PyTorch checkpoint"),
+        (lambda p: torch.save({"x": Evil()}, p / "evil.pt"), ["compress", "evil.pt", "-o", "x.wvc"], 2, "pickle that needs arbitrary code"),
+        (lambda p: torch.save({"a": 1, "b": "x"}, p / "nd.pt"), ["compress", "nd.pt", "-o", "x.wvc"], 2, "not a state_dict"),
+        (
+            lambda p: torch.save({"w": torch.zeros(3)}, p / "ok.pt"),
+            ["compress", "ok.pt", "-o", "x.wvc", "--override", "w=qpp:3"],
+            2,
+            "unknown setting",
+        ),
+        (
+            lambda p: torch.save({"w": torch.zeros(3)}, p / "ok.pt"),
+            ["compress", "ok.pt", "-o", "x.wvc", "--override", "w"],
+            2,
+            "expected PATTERN=key:value",
+        ),
+        (
+            lambda p: p.joinpath("pol.json").write_text('{"qpp": 1}') or torch.save({"w": torch.zeros(3)}, p / "ok.pt"),
+            ["compress", "ok.pt", "-o", "x.wvc", "--policy", "pol.json"],
+            2,
+            "unknown keys",
+        ),
+        (lambda p: p.joinpath("c.wvc").write_bytes(b"\x10" + b"\0" * 7 + b"{}"), ["info", "c.wvc"], 3, "truncated file"),
         (None, ["compress", "x.pt", "-o", "y.wvc", "--qp", "99"], 2, "--qp: must be an integer in 0..51, got 99"),
-        (lambda p: p.joinpath("notes.pt").write_text("some notes\n"), ["compress", "notes.pt", "-o", "x.wvc"], 2,
-         "notes.pt: not a PyTorch checkpoint (neither a zip archive nor a pickle"),
-        (lambda p: torch.save({"w": torch.zeros(3)}, p / "ok.pt"), ["compress", "ok.pt", "-o", "x.pt"], 2,
-         "compress writes a .wvc file"),
-        (lambda p: torch.save({"w": torch.zeros(3)}, p / "ok.pt"), ["compress", "ok.pt", "-o", "/proc/x.wvc"], 5,
-         "cannot write /proc/x.wvc"),
-        (lambda p: torch.save({"w": torch.zeros(3, dtype=torch.complex64)}, p / "c.pt"),
-         ["compress", "c.pt", "-o", "x.wvc"], 2, "tensor 'w': unsupported tensor dtype complex64"),
+        (
+            lambda p: p.joinpath("notes.pt").write_text("some notes\n"),
+            ["compress", "notes.pt", "-o", "x.wvc"],
+            2,
+            "notes.pt: not a PyTorch checkpoint (neither a zip archive nor a pickle",
+        ),
+        (lambda p: torch.save({"w": torch.zeros(3)}, p / "ok.pt"), ["compress", "ok.pt", "-o", "x.pt"], 2, "compress writes a .wvc file"),
+        (
+            lambda p: torch.save({"w": torch.zeros(3)}, p / "ok.pt"),
+            ["compress", "ok.pt", "-o", "/proc/x.wvc"],
+            5,
+            "cannot write /proc/x.wvc",
+        ),
+        (
+            lambda p: torch.save({"w": torch.zeros(3, dtype=torch.complex64)}, p / "c.pt"),
+            ["compress", "c.pt", "-o", "x.wvc"],
+            2,
+            "tensor 'w': unsupported tensor dtype complex64",
+        ),
     ],
 )
 def test_command_errors(tmp_path, make, args, code, message):
@@ -215,8 +234,8 @@ def test_sharded_folder_round_trip(tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["shards"] == 3
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["config.json", "model.safetensors.index.json", "pyweightvc.json", "sub"]
-        + [f"model-{i:05d}-of-00003.wvc" for i in (1, 2, 3)])
+        ["config.json", "model.safetensors.index.json", "pyweightvc.json", "sub"] + [f"model-{i:05d}-of-00003.wvc" for i in (1, 2, 3)]
+    )
     r = run_cli("decompress", out, "-o", back)
     assert r.returncode == 0, r.stderr
     assert json.loads((back / "model.safetensors.index.json").read_text())["weight_map"] == weight_map

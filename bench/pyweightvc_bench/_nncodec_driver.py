@@ -40,8 +40,7 @@ def main():
                 t = time.perf_counter()
                 rec = decode(bitstream)
                 dec_times.append(time.perf_counter() - t)
-            entry[group] = {"bytes": len(bitstream), "encode_s": statistics.median(enc_times),
-                            "decode_s": statistics.median(dec_times)}
+            entry[group] = {"bytes": len(bitstream), "encode_s": statistics.median(enc_times), "decode_s": statistics.median(dec_times)}
             for name, (key, arr) in tensors.items():
                 decoded[key] = np.asarray(rec[name], dtype=np.float32).reshape(arr.shape)
         np.savez(os.path.join(workdir, f"qp{qp}.npz"), **decoded)

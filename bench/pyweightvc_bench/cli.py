@@ -28,28 +28,35 @@ class BenchCommand:
     help = "benchmark suites: size against fidelity next to the alternatives"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--suite", choices=("quick", "full"), default="quick",
-                            help="quick: the MNIST MLP and a few settings (a minute or two); "
-                                 "full: every model (docs/benchmarks.md)")
+        parser.add_argument(
+            "--suite",
+            choices=("quick", "full"),
+            default="quick",
+            help="quick: the MNIST MLP and a few settings (a minute or two); full: every model (docs/benchmarks.md)",
+        )
         parser.add_argument("-o", "--out", default="bench-results", help="output folder (default bench-results)")
-        parser.add_argument("--models",
-                            help="comma-separated subset: mlp_mnist, cnn_fashion, mobilenet_v2, efficientnet_lite0, "
-                                 "minilm")
-        parser.add_argument("--repeats", type=int, default=None,
-                            help="timing repeats, median taken (default: 1 quick, 3 full)")
-        parser.add_argument("--nncodec", choices=("auto", "setup", "off"), default="auto",
-                            help="auto: run NNCodec if its virtual environment is already set up, else report it as "
-                                 "not run; setup: create that environment when missing (about 6 GB, a few minutes); "
-                                 "off: do not run NNCodec (default auto)")
-        parser.add_argument("--nncodec-venv",
-                            help="where NNCodec's environment lives (default ~/.cache/pyweightvc/nncodec-venv)")
-        parser.add_argument("--publish", metavar="MARKDOWN",
-                            help="also write the report there (e.g. docs/benchmarks.md), "
-                                 "figures in a folder of the same name")
-        parser.add_argument("--variant", action="append", metavar="NAME",
-                            help="run only this variant's settings (repeatable), e.g. --variant rotated")
-        parser.add_argument("--update", action="store_true",
-                            help="merge into the results already in --out: rows measured now replace the same rows")
+        parser.add_argument("--models", help="comma-separated subset: mlp_mnist, cnn_fashion, mobilenet_v2, efficientnet_lite0, minilm")
+        parser.add_argument("--repeats", type=int, default=None, help="timing repeats, median taken (default: 1 quick, 3 full)")
+        parser.add_argument(
+            "--nncodec",
+            choices=("auto", "setup", "off"),
+            default="auto",
+            help="auto: run NNCodec if its virtual environment is already set up, else report it as "
+            "not run; setup: create that environment when missing (about 6 GB, a few minutes); "
+            "off: do not run NNCodec (default auto)",
+        )
+        parser.add_argument("--nncodec-venv", help="where NNCodec's environment lives (default ~/.cache/pyweightvc/nncodec-venv)")
+        parser.add_argument(
+            "--publish",
+            metavar="MARKDOWN",
+            help="also write the report there (e.g. docs/benchmarks.md), figures in a folder of the same name",
+        )
+        parser.add_argument(
+            "--variant", action="append", metavar="NAME", help="run only this variant's settings (repeatable), e.g. --variant rotated"
+        )
+        parser.add_argument(
+            "--update", action="store_true", help="merge into the results already in --out: rows measured now replace the same rows"
+        )
         parser.add_argument("--no-progress", action="store_true")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -62,9 +69,17 @@ class BenchCommand:
 
             suite = harness.SUITES[args.suite]
             models = args.models.split(",") if args.models else None
-            harness.run(suite, Path(args.out), models=models, repeats=args.repeats, nncodec=args.nncodec,
-                        nncodec_venv=Path(args.nncodec_venv) if args.nncodec_venv else None,
-                        progress=not args.no_progress, variants=args.variant, update=args.update)
+            harness.run(
+                suite,
+                Path(args.out),
+                models=models,
+                repeats=args.repeats,
+                nncodec=args.nncodec,
+                nncodec_venv=Path(args.nncodec_venv) if args.nncodec_venv else None,
+                progress=not args.no_progress,
+                variants=args.variant,
+                update=args.update,
+            )
             if args.publish:
                 harness.publish(Path(args.out), Path(args.publish))
         except (ValueError, TypeError, ModuleNotFoundError, OSError) as exc:
@@ -73,8 +88,10 @@ class BenchCommand:
             return _error(exc, EXIT_BAD_INPUT)
         except WeightVCError as exc:
             return _error(exc, EXIT_CODEC)
-        print(f"results in {args.out}: results.json, results.csv, report.md, figures/"
-              + (f"; report also in {args.publish}" if args.publish else ""))
+        print(
+            f"results in {args.out}: results.json, results.csv, report.md, figures/"
+            + (f"; report also in {args.publish}" if args.publish else "")
+        )
         return EXIT_OK
 
 

@@ -20,8 +20,12 @@ FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 class _ArraysOnly(pickle.Unpickler):
     """The MNIST pickle holds numpy arrays only; refuse anything else."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self.ALLOWED:
@@ -58,8 +62,12 @@ def _idx(path: Path) -> np.ndarray:
 
 def fashion_mnist() -> dict[str, np.ndarray]:
     """Real Fashion-MNIST: train (60,000), test (10,000); x float32 (N, 784) in 0..1."""
-    files = {"x_train": "train-images-idx3-ubyte.gz", "y_train": "train-labels-idx1-ubyte.gz",
-             "x_test": "t10k-images-idx3-ubyte.gz", "y_test": "t10k-labels-idx1-ubyte.gz"}
+    files = {
+        "x_train": "train-images-idx3-ubyte.gz",
+        "y_train": "train-labels-idx1-ubyte.gz",
+        "x_test": "t10k-images-idx3-ubyte.gz",
+        "y_test": "t10k-labels-idx1-ubyte.gz",
+    }
     if not all((FASHION_MNIST_DIR / f).is_file() for f in files.values()):
         raise FileNotFoundError(f"Fashion-MNIST is not in {FASHION_MNIST_DIR}: apt-get install dataset-fashion-mnist")
     out = {k: _idx(FASHION_MNIST_DIR / f) for k, f in files.items()}
@@ -92,8 +100,27 @@ def sentences(n: int = 300) -> list[str]:
     import zipfile
 
     out, seen = [], set()
-    for mod in (collections, email, http.client, json, logging, pathlib, statistics, string, textwrap, typing, unittest,
-                urllib.request, zipfile, os, re, inspect, time, argparse, tempfile):
+    for mod in (
+        collections,
+        email,
+        http.client,
+        json,
+        logging,
+        pathlib,
+        statistics,
+        string,
+        textwrap,
+        typing,
+        unittest,
+        urllib.request,
+        zipfile,
+        os,
+        re,
+        inspect,
+        time,
+        argparse,
+        tempfile,
+    ):
         for _, obj in sorted(vars(mod).items()):
             doc = inspect.getdoc(obj) if callable(obj) else None
             if not doc:

@@ -38,8 +38,10 @@ def main(argv=None) -> int:
     import torch
 
     info = wvc.lib_info()
-    print(f"pyweightvc {info['pyweightvc']} (x265 {info['x265']}, libde265 {info['libde265']}); "
-          f"model {args.model}, QP {args.qp}, preset {args.preset}\n")
+    print(
+        f"pyweightvc {info['pyweightvc']} (x265 {info['x265']}, libde265 {info['libde265']}); "
+        f"model {args.model}, QP {args.qp}, preset {args.preset}\n"
+    )
     workdir = args.workdir or tempfile.mkdtemp(prefix="pyweightvc-demo-")
     os.makedirs(workdir, exist_ok=True)
     src = os.path.join(workdir, f"{args.model}.pth")
@@ -77,8 +79,7 @@ def main(argv=None) -> int:
     print(f"\n{'stored as':16s} {'tensors':>7s} {'weights':>10s} {'bytes':>10s} {'bits/w':>7s} {'weight SNR dB':>14s}")
     for label, g in groups.items():
         snr = fidelity.weight_snr_db(torch.cat(g["ref"]), torch.cat(g["got"])) if g["ref"] else float("inf")
-        print(f"{label:16s} {g['tensors']:>7d} {g['weights']:>10,d} {g['bytes']:>10,d} "
-              f"{8 * g['bytes'] / g['weights']:>7.3f} {snr:>14.2f}")
+        print(f"{label:16s} {g['tensors']:>7d} {g['weights']:>10,d} {g['bytes']:>10,d} {8 * g['bytes'] / g['weights']:>7.3f} {snr:>14.2f}")
 
     _, mean, std = nets.CLASSIFIERS[args.model]
     print("\ncropping the bundled photos ...", flush=True)
@@ -90,10 +91,12 @@ def main(argv=None) -> int:
                 outputs[key].append(net(chunk))
                 bar.update(len(chunk))
     agreement = fidelity.classifier_agreement(torch.cat(outputs["original"]), torch.cat(outputs["compressed"]))
-    print(f"\nfidelity on {agreement['inputs']} crops of real photos: "
-          f"top-1 agreement {100 * agreement['top1_agreement']:.1f} %, "
-          f"top-5 agreement {100 * agreement['top5_agreement']:.1f} %, "
-          f"KL divergence {agreement['kl_divergence']:.4f}")
+    print(
+        f"\nfidelity on {agreement['inputs']} crops of real photos: "
+        f"top-1 agreement {100 * agreement['top1_agreement']:.1f} %, "
+        f"top-5 agreement {100 * agreement['top5_agreement']:.1f} %, "
+        f"KL divergence {agreement['kl_divergence']:.4f}"
+    )
     print(f"files in {workdir}")
     return 0
 

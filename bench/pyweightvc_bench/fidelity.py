@@ -46,5 +46,10 @@ def embedding_agreement(reference, embeddings, k: int = 10) -> dict:
     ka = np.argsort(-sa, axis=1)[:, :k]
     kb = np.argsort(-sb, axis=1)[:, :k]
     overlap = np.mean([len(set(x) & set(y)) / k for x, y in zip(ka, kb)])
-    return {"cosine": cosine, "cosine_worst": float(cosines.min()), "nn_agreement": float((nn_a == nn_b).mean()),
-            f"top{k}_overlap": float(overlap), "items": int(a.shape[0])}
+    return {
+        "cosine": cosine,
+        "cosine_worst": float(cosines.min()),
+        "nn_agreement": float((nn_a == nn_b).mean()),
+        f"top{k}_overlap": float(overlap),
+        "items": int(a.shape[0]),
+    }

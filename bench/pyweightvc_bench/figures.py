@@ -7,29 +7,57 @@ import statistics
 from pathlib import Path
 
 # one colour per method family, one line style per pyweightvc variant
-COLOURS = {"pyweightvc": "tab:blue", "nncodec": "tab:red", "jpeg": "tab:green", "zstd": "tab:purple",
-           "xz": "tab:brown", "int8": "black"}
-STYLES = {"default": "-", "per-tensor": "--", "asymmetric": ":", "conv HEVC": "-.", "lossless": "none",
-          "target SNR": (0, (5, 1)), "sized": (0, (1, 1)), "accuracy search": "none",
-          "accuracy search, conv HEVC": "none", "rotated": (0, (3, 1, 1, 1)),
-          "accuracy search, rotated": "none", "low-bit lossless": (0, (2, 2)),
-          "low-bit lossless, per-tensor": (0, (4, 1, 1, 1, 1, 1)), "low-bit lossless, per-tensor, rotated": (0, (8, 2)),
-          "conv min-step 0.002": (0, (6, 2, 1, 2)), "conv min-step 0.003": (0, (6, 2, 1, 2, 1, 2)),
-          "accuracy search, rotated, conv min-step": "none", "accuracy search, rotated, min-step": "none",
-          "accuracy search, rotated, measured allocation": "none", "low-bit lossless, accuracy search": "none",
-          "low-bit lossless, accuracy search, rotated": "none",
-          "low-bit lossless, accuracy search, rotated, measured allocation": "none"}
+COLOURS = {"pyweightvc": "tab:blue", "nncodec": "tab:red", "jpeg": "tab:green", "zstd": "tab:purple", "xz": "tab:brown", "int8": "black"}
+STYLES = {
+    "default": "-",
+    "per-tensor": "--",
+    "asymmetric": ":",
+    "conv HEVC": "-.",
+    "lossless": "none",
+    "target SNR": (0, (5, 1)),
+    "sized": (0, (1, 1)),
+    "accuracy search": "none",
+    "accuracy search, conv HEVC": "none",
+    "rotated": (0, (3, 1, 1, 1)),
+    "accuracy search, rotated": "none",
+    "low-bit lossless": (0, (2, 2)),
+    "low-bit lossless, per-tensor": (0, (4, 1, 1, 1, 1, 1)),
+    "low-bit lossless, per-tensor, rotated": (0, (8, 2)),
+    "conv min-step 0.002": (0, (6, 2, 1, 2)),
+    "conv min-step 0.003": (0, (6, 2, 1, 2, 1, 2)),
+    "accuracy search, rotated, conv min-step": "none",
+    "accuracy search, rotated, min-step": "none",
+    "accuracy search, rotated, measured allocation": "none",
+    "low-bit lossless, accuracy search": "none",
+    "low-bit lossless, accuracy search, rotated": "none",
+    "low-bit lossless, accuracy search, rotated, measured allocation": "none",
+}
 QP_VARIANTS = ("default", "per-tensor", "asymmetric", "conv HEVC", "rotated")
 MARKERS = {"pyweightvc": "o", "nncodec": "s", "jpeg": "^", "zstd": "P", "xz": "X", "int8": "D"}
-VARIANT_MARKERS = {"default": "o", "per-tensor": "v", "asymmetric": "<", "conv HEVC": ">", "lossless": "*",
-                   "target SNR": "d", "sized": "h", "accuracy search": "p", "accuracy search, conv HEVC": "P",
-                   "rotated": "s", "accuracy search, rotated": "X",
-                   "low-bit lossless": "1", "low-bit lossless, per-tensor": "2",
-                   "low-bit lossless, per-tensor, rotated": "3", "conv min-step 0.002": "4",
-                   "conv min-step 0.003": "8", "accuracy search, rotated, conv min-step": "H",
-                   "accuracy search, rotated, min-step": "x", "accuracy search, rotated, measured allocation": "+",
-                   "low-bit lossless, accuracy search": "|", "low-bit lossless, accuracy search, rotated": "_",
-                   "low-bit lossless, accuracy search, rotated, measured allocation": "."}
+VARIANT_MARKERS = {
+    "default": "o",
+    "per-tensor": "v",
+    "asymmetric": "<",
+    "conv HEVC": ">",
+    "lossless": "*",
+    "target SNR": "d",
+    "sized": "h",
+    "accuracy search": "p",
+    "accuracy search, conv HEVC": "P",
+    "rotated": "s",
+    "accuracy search, rotated": "X",
+    "low-bit lossless": "1",
+    "low-bit lossless, per-tensor": "2",
+    "low-bit lossless, per-tensor, rotated": "3",
+    "conv min-step 0.002": "4",
+    "conv min-step 0.003": "8",
+    "accuracy search, rotated, conv min-step": "H",
+    "accuracy search, rotated, min-step": "x",
+    "accuracy search, rotated, measured allocation": "+",
+    "low-bit lossless, accuracy search": "|",
+    "low-bit lossless, accuracy search, rotated": "_",
+    "low-bit lossless, accuracy search, rotated, measured allocation": ".",
+}
 
 
 def _marker(method: str, variant: str) -> str:
@@ -40,8 +68,7 @@ def _plt():
     try:
         import matplotlib
     except ImportError as exc:
-        raise ModuleNotFoundError("figures need matplotlib (a dependency of pyweightvc-bench): "
-                                  "pip install matplotlib") from exc
+        raise ModuleNotFoundError("figures need matplotlib (a dependency of pyweightvc-bench): pip install matplotlib") from exc
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -79,8 +106,15 @@ def rate_fidelity(plt, results, model, path: Path) -> None:
         rows = sorted(rows, key=lambda r: r["bytes"])
         x = [r["bytes"] / 1e6 for r in rows]
         y = [r[key] * scale for r in rows]
-        ax.plot(x, y, linestyle=STYLES.get(variant, "-") if len(rows) > 1 else "none", marker=_marker(method, variant),
-                color=COLOURS[method], label=_label(method, variant), markersize=5)
+        ax.plot(
+            x,
+            y,
+            linestyle=STYLES.get(variant, "-") if len(rows) > 1 else "none",
+            marker=_marker(method, variant),
+            color=COLOURS[method],
+            label=_label(method, variant),
+            markersize=5,
+        )
     ref = s["reference_fidelity"][key] * scale
     ax.axvline(s["fp32_bytes"] / 1e6, color="grey", linewidth=0.8, linestyle=":", label="fp32 size")
     if s["higher_is_better"]:  # (a divergence from fp32 is 0 there: no line on a log axis)
@@ -136,13 +170,22 @@ def fc_snr(plt, results, model, path: Path) -> None:
     from .report import ok_rows
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    rows = [r for r in ok_rows(results, model) if r["variant"] in ("default", "per-tensor", "target SNR", "sized")
-            and math.isfinite(r["snr_fc_db"])]
+    rows = [
+        r
+        for r in ok_rows(results, model)
+        if r["variant"] in ("default", "per-tensor", "target SNR", "sized") and math.isfinite(r["snr_fc_db"])
+    ]
     for (method, variant), rs in _series(rows).items():
         rs = sorted(rs, key=lambda r: r["bpw_fc"])
-        ax.plot([r["bpw_fc"] for r in rs], [r["snr_fc_db"] for r in rs], marker=_marker(method, variant),
-                color=COLOURS[method], linestyle=STYLES[variant] if len(rs) > 1 else "none",
-                label=_label(method, variant), markersize=5)
+        ax.plot(
+            [r["bpw_fc"] for r in rs],
+            [r["snr_fc_db"] for r in rs],
+            marker=_marker(method, variant),
+            color=COLOURS[method],
+            linestyle=STYLES[variant] if len(rs) > 1 else "none",
+            label=_label(method, variant),
+            markersize=5,
+        )
     ax.set_xlabel("bits per weight of the fc group")
     ax.set_ylabel("weight SNR of the fc group (dB)")
     ax.set_title(f"{model}: fc tensors, rate against weight SNR")
@@ -167,8 +210,9 @@ def throughput(plt, results, path: Path) -> None:
             for model in models:
                 v = [r[key] for r in ok_rows(results, model) if r["method"] == method and r["variant"] == "default"]
                 values.append(statistics.median(v) if v else 0)
-            ax.bar([m + (i - (len(methods) - 1) / 2) * width for m in range(len(models))], values, width,
-                   color=COLOURS[method], label=method)
+            ax.bar(
+                [m + (i - (len(methods) - 1) / 2) * width for m in range(len(models))], values, width, color=COLOURS[method], label=method
+            )
         ax.set_xticks(range(len(models)), models, rotation=20, fontsize=8)
         ax.set_yscale("log")
         ax.set_ylabel("million weights per second (log scale)")

@@ -75,12 +75,15 @@ class Suite:
         s += [_pwvc("asymmetric", qp, symmetric=False) for qp in (qps[:1] if self.quick else qps[1:4:2])]
         # narrow levels coded losslessly (dense samples): scalar quantisation, HEVC as the entropy coder
         low_bits = (4, 5, 6, 7) if model == "minilm" else (3, 4, 5, 6)
-        for variant, per_channel, rotate in (("low-bit lossless", True, False),
-                                             ("low-bit lossless, per-tensor", False, False),
-                                             ("low-bit lossless, per-tensor, rotated", False, True)):
-            s += [Setting("pyweightvc", variant, f"{b} bits", b,
-                          {"lossless": True, "bits": b, "per_channel": per_channel, "rotate": rotate})
-                  for b in (low_bits[:1] if self.quick else low_bits)]
+        for variant, per_channel, rotate in (
+            ("low-bit lossless", True, False),
+            ("low-bit lossless, per-tensor", False, False),
+            ("low-bit lossless, per-tensor, rotated", False, True),
+        ):
+            s += [
+                Setting("pyweightvc", variant, f"{b} bits", b, {"lossless": True, "bits": b, "per_channel": per_channel, "rotate": rotate})
+                for b in (low_bits[:1] if self.quick else low_bits)
+            ]
         # rotation (Policy(rotate="auto")): each fc matrix rotated where a probe says it saves bits
         # (per-tensor scales with "auto" were measured once: no rotation on the classifiers, cosine
         # 0.790 -> 0.798 for 0.4 % more bytes on MiniLM at QP 12, nothing at the bar; not a variant of its own)
@@ -91,38 +94,75 @@ class Suite:
         # variant's sizes spent by allocation across tensors, and the smallest file
         # that keeps the matched-fidelity bar
         minilm = model == "minilm"  # the slowest to encode: fewer search points
-        s += [Setting("pyweightvc", "target SNR", f"SNR {t} dB", t, {"target_snr_db": t})
-              for t in ((22,) if self.quick else TARGET_SNRS[::2] if minilm else TARGET_SNRS)]
-        s += [Setting("pyweightvc", "sized", f"size of QP {q}", q, {"size_of_qp": q})
-              for q in ((36,) if self.quick else (16, 24) if minilm else (24, 28, 32, 36))]
+        s += [
+            Setting("pyweightvc", "target SNR", f"SNR {t} dB", t, {"target_snr_db": t})
+            for t in ((22,) if self.quick else TARGET_SNRS[::2] if minilm else TARGET_SNRS)
+        ]
+        s += [
+            Setting("pyweightvc", "sized", f"size of QP {q}", q, {"size_of_qp": q})
+            for q in ((36,) if self.quick else (16, 24) if minilm else (24, 28, 32, 36))
+        ]
         s.append(Setting("pyweightvc", "accuracy search", "matched-fidelity bar", None, {"accuracy": True}))
         if not self.quick:
-            s.append(Setting("pyweightvc", "accuracy search, rotated", "matched-fidelity bar", None,
-                             {"accuracy": True, "rotate": "auto"}))
+            s.append(Setting("pyweightvc", "accuracy search, rotated", "matched-fidelity bar", None, {"accuracy": True, "rotate": "auto"}))
         if has_conv:  # conv kernels searched too, through lossy HEVC
-            s.append(Setting("pyweightvc", "accuracy search, conv HEVC", "matched-fidelity bar", None,
-                             {"accuracy": True, "conv_hevc": True, "qp": 24}))
+            s.append(
+                Setting(
+                    "pyweightvc",
+                    "accuracy search, conv HEVC",
+                    "matched-fidelity bar",
+                    None,
+                    {"accuracy": True, "conv_hevc": True, "qp": 24},
+                )
+            )
         if has_conv:  # conv kernels' 8-bit levels with one absolute step floor (min_step)
             for step in CONV_MIN_STEPS[:1] if self.quick else CONV_MIN_STEPS:
-                s += [_pwvc(f"conv min-step {step:g}", qp, conv_min_step=step)
-                      for qp in (qps[:1] if self.quick else CONV_MIN_STEP_QPS)]
+                s += [_pwvc(f"conv min-step {step:g}", qp, conv_min_step=step) for qp in (qps[:1] if self.quick else CONV_MIN_STEP_QPS)]
             if not self.quick:  # the step chosen for the user, after the fc QPs
-                s.append(Setting("pyweightvc", "accuracy search, rotated, conv min-step", "matched-fidelity bar", None,
-                                 {"accuracy": True, "rotate": "auto", "search_min_step": "int8"}))
+                s.append(
+                    Setting(
+                        "pyweightvc",
+                        "accuracy search, rotated, conv min-step",
+                        "matched-fidelity bar",
+                        None,
+                        {"accuracy": True, "rotate": "auto", "search_min_step": "int8"},
+                    )
+                )
         if not self.quick:  # narrow lossless levels with their step searched (from 4-bit max-abs steps up)
-            s += [Setting("pyweightvc", variant, "matched-fidelity bar", None,
-                          {"accuracy": True, "lossless": True, "bits": 4, "per_channel": False, "rotate": rotate,
-                           "allocate": allocate})
-                  for variant, rotate, allocate in (
-                      ("low-bit lossless, accuracy search", False, "shared"),
-                      ("low-bit lossless, accuracy search, rotated", True, "shared"),
-                      ("low-bit lossless, accuracy search, rotated, measured allocation", True, "measured"))]
+            s += [
+                Setting(
+                    "pyweightvc",
+                    variant,
+                    "matched-fidelity bar",
+                    None,
+                    {"accuracy": True, "lossless": True, "bits": 4, "per_channel": False, "rotate": rotate, "allocate": allocate},
+                )
+                for variant, rotate, allocate in (
+                    ("low-bit lossless, accuracy search", False, "shared"),
+                    ("low-bit lossless, accuracy search, rotated", True, "shared"),
+                    ("low-bit lossless, accuracy search, rotated, measured allocation", True, "measured"),
+                )
+            ]
         if not self.quick:  # QPs spread by the score's measured sensitivity to each large tensor
-            s.append(Setting("pyweightvc", "accuracy search, rotated, measured allocation", "matched-fidelity bar",
-                             None, {"accuracy": True, "rotate": "auto", "allocate": "measured"}))
+            s.append(
+                Setting(
+                    "pyweightvc",
+                    "accuracy search, rotated, measured allocation",
+                    "matched-fidelity bar",
+                    None,
+                    {"accuracy": True, "rotate": "auto", "allocate": "measured"},
+                )
+            )
         if not self.quick:  # one step floor for the lossy HEVC tensors, chosen after their QPs
-            s.append(Setting("pyweightvc", "accuracy search, rotated, min-step", "matched-fidelity bar", None,
-                             {"accuracy": True, "rotate": "auto", "search_min_step": "hevc"}))
+            s.append(
+                Setting(
+                    "pyweightvc",
+                    "accuracy search, rotated, min-step",
+                    "matched-fidelity bar",
+                    None,
+                    {"accuracy": True, "rotate": "auto", "search_min_step": "hevc"},
+                )
+            )
         s += [Setting(m, "default", "8-bit levels") for m in ("int8", "zstd", "xz")]
         s += [Setting("jpeg", "default", f"quality {q}", q, {"quality": q}) for q in ((50,) if self.quick else JPEG_QUALITIES)]
         nnc_qps = NNCODEC_QPS + (NNCODEC_COARSE_QPS if model in ("mlp_mnist", "cnn_fashion") else ())
@@ -136,8 +176,7 @@ def _pwvc(variant: str, qp: int, **options) -> Setting:
 
 SUITES = {
     "quick": Suite("quick", ("mlp_mnist",), repeats=1, quick=True),
-    "full": Suite("full", ("mlp_mnist", "cnn_fashion", "mobilenet_v2", "efficientnet_lite0", "minilm"), repeats=3,
-                  quick=False),
+    "full": Suite("full", ("mlp_mnist", "cnn_fashion", "mobilenet_v2", "efficientnet_lite0", "minilm"), repeats=3, quick=False),
 }
 
 
@@ -159,26 +198,36 @@ def _snr(ref, got, names) -> float:
     return float("inf") if noise == 0 else 10 * math.log10(signal / noise)
 
 
-def measure_row(model: str, setting: Setting, outcome: methods.Outcome, ref: dict, groups: dict,
-                sizes: dict, fid: dict) -> dict:
+def measure_row(model: str, setting: Setting, outcome: methods.Outcome, ref: dict, groups: dict, sizes: dict, fid: dict) -> dict:
     """One result row: sizes, ratios, bits per weight, weight SNR, times, fidelity."""
     e = sizes["elements"]
     b = outcome.group_bytes
     total = outcome.total_bytes
     coded = e["fc"] + e["conv"]
     row = {
-        "model": model, "method": setting.method, "variant": setting.variant, "setting": setting.label,
-        "knob": setting.knob, "status": "ok", "reason": "", "chosen": outcome.chosen,
-        "bytes": total, "bytes_fc": b["fc"], "bytes_conv": b["conv"], "bytes_other": b["other"],
+        "model": model,
+        "method": setting.method,
+        "variant": setting.variant,
+        "setting": setting.label,
+        "knob": setting.knob,
+        "status": "ok",
+        "reason": "",
+        "chosen": outcome.chosen,
+        "bytes": total,
+        "bytes_fc": b["fc"],
+        "bytes_conv": b["conv"],
+        "bytes_other": b["other"],
         "bytes_overhead": b.get("overhead", 0),
-        "ratio_vs_fp32": sizes["fp32"] / total, "ratio_vs_int8": sizes["int8"] / total,
+        "ratio_vs_fp32": sizes["fp32"] / total,
+        "ratio_vs_int8": sizes["int8"] / total,
         "bpw_model": 8 * total / (coded + e["other"]),
         "bpw_fc": 8 * b["fc"] / e["fc"] if e["fc"] else float("nan"),
         "bpw_conv": 8 * b["conv"] / e["conv"] if e["conv"] else float("nan"),
         "bpw_weights": 8 * (b["fc"] + b["conv"]) / coded if coded else float("nan"),
         "snr_fc_db": _snr(ref, outcome.weights, [k for k, g in groups.items() if g == "fc"]),
         "snr_weights_db": _snr(ref, outcome.weights, [k for k, g in groups.items() if g != "other"]),
-        "encode_s": outcome.encode_s, "decode_s": outcome.decode_s,
+        "encode_s": outcome.encode_s,
+        "decode_s": outcome.decode_s,
         "encode_mweights_per_s": coded / outcome.encode_s / 1e6 if outcome.encode_s else float("nan"),
         "decode_mweights_per_s": coded / outcome.decode_s / 1e6 if outcome.decode_s else float("nan"),
     }
@@ -231,8 +280,9 @@ def _row_key(row: dict) -> tuple:
 
 def _current_rows(results: dict, suite: Suite) -> list:
     """The rows of settings the suite still has (a variant dropped since is left out)."""
-    current = {(m, s.method, s.variant, s.label) for m, sub in results["subjects"].items()
-               for s in suite.settings(m, sub["elements"]["conv"] > 0)}
+    current = {
+        (m, s.method, s.variant, s.label) for m, sub in results["subjects"].items() for s in suite.settings(m, sub["elements"]["conv"] > 0)
+    }
     return [r for r in results["rows"] if _row_key(r) in current]
 
 
@@ -248,23 +298,36 @@ def merge_results(old: dict, new: dict, suite: Suite) -> dict:
     merged["subjects"] = dict(old["subjects"])
     for name, sub in new["subjects"].items():
         before = old["subjects"].get(name)
-        merged["subjects"][name] = {**sub, "seconds": (before or {}).get("seconds", 0) + sub.get("seconds", 0)} \
-            if before else sub
+        merged["subjects"][name] = {**sub, "seconds": (before or {}).get("seconds", 0) + sub.get("seconds", 0)} if before else sub
     meta = dict(old["meta"])
     meta["seconds"] = old["meta"]["seconds"] + new["meta"].get("seconds", 0)
     if dropped or old["meta"].get("dropped"):
         meta["dropped"] = sorted(set(old["meta"].get("dropped", [])) | dropped)
     meta["updates"] = old["meta"].get("updates", []) + [
-        {"date": new["meta"]["date"], "models": list(new["subjects"]), "variants": new["meta"].get("variants"),
-         "seconds": new["meta"].get("seconds", 0), "versions": new["meta"]["versions"]}]
+        {
+            "date": new["meta"]["date"],
+            "models": list(new["subjects"]),
+            "variants": new["meta"].get("variants"),
+            "seconds": new["meta"].get("seconds", 0),
+            "versions": new["meta"]["versions"],
+        }
+    ]
     merged["meta"] = meta
     return merged
 
 
-def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Optional[int] = None,
-        nncodec: str = "auto", nncodec_venv: Optional[Path] = None, progress: bool = True,
-        variants: Optional[list[str]] = None, update: bool = False,
-        log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
+def run(
+    suite: Suite,
+    out: Path,
+    models: Optional[list[str]] = None,
+    repeats: Optional[int] = None,
+    nncodec: str = "auto",
+    nncodec_venv: Optional[Path] = None,
+    progress: bool = True,
+    variants: Optional[list[str]] = None,
+    update: bool = False,
+    log: Callable[[str], None] = lambda m: print(m, file=sys.stderr, flush=True),
+) -> dict:
     """Run a suite; returns (and writes to `out`) every measurement.
 
     variants: run only the settings of these variants ("rotated", "default", ...;
@@ -279,8 +342,7 @@ def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Op
 
     known = {s.variant for s in suite.settings("minilm", True) + suite.settings("mlp_mnist", True)}
     if variants and set(variants) - known:
-        raise ValueError(f"unknown variant(s) {', '.join(sorted(set(variants) - known))}; "
-                         f"known: {', '.join(sorted(known))}")
+        raise ValueError(f"unknown variant(s) {', '.join(sorted(set(variants) - known))}; known: {', '.join(sorted(known))}")
     if variants and "sized" in variants and "default" not in variants:
         raise ValueError("the sized variant fits the default variant's file sizes: run --variant default too")
     previous = None
@@ -313,11 +375,18 @@ def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Op
             log(f"NNCodec will not run: {nnc_error}")
 
     results = {
-        "meta": {"suite": suite.name, "repeats": repeats, "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-                 "variants": variants,
-                 "machine": machine(), "versions": versions(), "nncodec_env": nnc_versions,
-                 "seeds": {"training": subjects.TrainedClassifier.seed, "photo crops": 0}},
-        "subjects": {}, "rows": [],
+        "meta": {
+            "suite": suite.name,
+            "repeats": repeats,
+            "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+            "variants": variants,
+            "machine": machine(),
+            "versions": versions(),
+            "nncodec_env": nnc_versions,
+            "seeds": {"training": subjects.TrainedClassifier.seed, "photo crops": 0},
+        },
+        "subjects": {},
+        "rows": [],
     }
     for name in models:
         t_model = time.perf_counter()
@@ -327,11 +396,18 @@ def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Op
         sizes = model_sizes(ref, groups)
         reference_fidelity = subject.evaluate(ref)
         results["subjects"][name] = {
-            "title": subject.title, "primary": subject.primary.key, "primary_label": subject.primary.label,
-            "higher_is_better": subject.primary.higher_is_better, "percent": subject.primary.percent,
-            "metrics": [asdict(m) for m in subject.metrics], "match": subject.match_text(),
-            "match_threshold": subject.match_threshold, "fp32_bytes": sizes["fp32"], "int8_bytes": sizes["int8"],
-            "elements": sizes["elements"], "reference_fidelity": reference_fidelity,
+            "title": subject.title,
+            "primary": subject.primary.key,
+            "primary_label": subject.primary.label,
+            "higher_is_better": subject.primary.higher_is_better,
+            "percent": subject.primary.percent,
+            "metrics": [asdict(m) for m in subject.metrics],
+            "match": subject.match_text(),
+            "match_threshold": subject.match_threshold,
+            "fp32_bytes": sizes["fp32"],
+            "int8_bytes": sizes["int8"],
+            "elements": sizes["elements"],
+            "reference_fidelity": reference_fidelity,
             "train_seconds": getattr(subject, "train_seconds", None),
             "tensors": {g: sum(1 for v in groups.values() if v == g) for g in GROUPS},
         }
@@ -341,13 +417,20 @@ def run(suite: Suite, out: Path, models: Optional[list[str]] = None, repeats: Op
         context = {"score": subject.score, "max_drop": subject.max_drop(reference_fidelity)}
         bar = tqdm(total=len(settings), desc=name, unit="setting", disable=not progress, file=sys.stderr)
         with tempfile.TemporaryDirectory(prefix="pyweightvc-bench-") as work:
-            for setting, outcome, reason in methods.run_settings(settings, ref, groups, work, repeats, context,
-                                                                 nnc_python, nnc_error):
+            for setting, outcome, reason in methods.run_settings(settings, ref, groups, work, repeats, context, nnc_python, nnc_error):
                 bar.set_postfix_str(f"{setting.method} {setting.variant} {setting.label}")
                 if outcome is None:
-                    results["rows"].append({"model": name, "method": setting.method, "variant": setting.variant,
-                                            "setting": setting.label, "knob": setting.knob, "status": "not run",
-                                            "reason": reason})
+                    results["rows"].append(
+                        {
+                            "model": name,
+                            "method": setting.method,
+                            "variant": setting.variant,
+                            "setting": setting.label,
+                            "knob": setting.knob,
+                            "status": "not run",
+                            "reason": reason,
+                        }
+                    )
                 else:
                     fid = subject.evaluate(outcome.weights)
                     results["rows"].append(measure_row(name, setting, outcome, ref, groups, sizes, fid))

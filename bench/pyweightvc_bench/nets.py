@@ -108,8 +108,15 @@ class _MBConv(nn.Module):
 
 class EfficientNetLite0(nn.Module):
     # (repeats, kernel, first stride, expansion, output channels)
-    STAGES = [(1, 3, 1, 1, 16), (2, 3, 2, 6, 24), (2, 5, 2, 6, 40), (3, 3, 2, 6, 80),
-              (3, 5, 1, 6, 112), (4, 5, 2, 6, 192), (1, 3, 1, 6, 320)]
+    STAGES = [
+        (1, 3, 1, 1, 16),
+        (2, 3, 2, 6, 24),
+        (2, 5, 2, 6, 40),
+        (3, 3, 2, 6, 80),
+        (3, 5, 1, 6, 112),
+        (4, 5, 2, 6, 192),
+        (1, 3, 1, 6, 320),
+    ]
 
     def __init__(self, num_classes: int = 1000):
         super().__init__()

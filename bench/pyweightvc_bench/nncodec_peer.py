@@ -47,13 +47,16 @@ def ensure_venv(venv: Path, create: bool, log: Callable[[str], None] = print) ->
     if python.exists() and marker.is_file() and json.loads(marker.read_text()) == list(REQUIREMENTS):
         return str(python)
     if not create:
-        raise Unavailable(f"NNCodec's environment {venv} is not set up (run with --nncodec setup to create it: "
-                          f"{' '.join(REQUIREMENTS)}, about 6 GB)")
+        raise Unavailable(
+            f"NNCodec's environment {venv} is not set up (run with --nncodec setup to create it: {' '.join(REQUIREMENTS)}, about 6 GB)"
+        )
     log(f"creating NNCodec's environment in {venv}: {' '.join(REQUIREMENTS)} (a few minutes, about 6 GB)")
     shutil.rmtree(venv, ignore_errors=True)
-    steps = [[sys.executable, "-m", "venv", str(venv)],
-             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REQUIREMENTS],
-             [str(python), "-c", "import nncodec.nn"]]
+    steps = [
+        [sys.executable, "-m", "venv", str(venv)],
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *REQUIREMENTS],
+        [str(python), "-c", "import nncodec.nn"],
+    ]
     for cmd in steps:
         proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"})
         if proc.returncode != 0:
@@ -62,8 +65,15 @@ def ensure_venv(venv: Path, create: bool, log: Callable[[str], None] = print) ->
     return str(python)
 
 
-def run(python: str, weights: dict[str, np.ndarray], groups: dict[str, str], qps: list[int], workdir: str,
-        repeats: int, timeout: Optional[float] = 3600) -> dict[int, Outcome]:
+def run(
+    python: str,
+    weights: dict[str, np.ndarray],
+    groups: dict[str, str],
+    qps: list[int],
+    workdir: str,
+    repeats: int,
+    timeout: Optional[float] = 3600,
+) -> dict[int, Outcome]:
     """Code the fc and conv groups with NNCodec at each qp (one bitstream per
     group); small tensors stay raw as with every method."""
     work = Path(workdir) / "nncodec"
@@ -92,14 +102,15 @@ def run(python: str, weights: dict[str, np.ndarray], groups: dict[str, str], qps
                 back[name] = z[key]
         sizes = dict.fromkeys(GROUPS, 0)
         sizes.update({g: e["bytes"] for g, e in entry.items()}, other=other, overhead=0)
-        out[qp] = Outcome(back, sizes, sum(e["encode_s"] for e in entry.values()),
-                          sum(e["decode_s"] for e in entry.values()))
+        out[qp] = Outcome(back, sizes, sum(e["encode_s"] for e in entry.values()), sum(e["decode_s"] for e in entry.values()))
     shutil.rmtree(work, ignore_errors=True)
     return out
 
 
 def versions(python: str) -> dict:
-    proc = subprocess.run([python, "-c", "import importlib.metadata as m, json; "
-                           "print(json.dumps({p: m.version(p) for p in ('nncodec', 'numpy', 'torch')}))"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [python, "-c", "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in ('nncodec', 'numpy', 'torch')}))"],
+        capture_output=True,
+        text=True,
+    )
     return json.loads(proc.stdout) if proc.returncode == 0 else {}

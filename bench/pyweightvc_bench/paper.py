@@ -25,8 +25,11 @@ QPS = (22, 24, 26, 28, 30, 32, 36)
 
 
 def _rows(results, model, variant):
-    return {r["knob"]: r for r in results["rows"] if r["model"] == model and r["status"] == "ok"
-            and r["method"] == "pyweightvc" and r["variant"] == variant}
+    return {
+        r["knob"]: r
+        for r in results["rows"]
+        if r["model"] == model and r["status"] == "ok" and r["method"] == "pyweightvc" and r["variant"] == variant
+    }
 
 
 def _qp_head(title: str) -> list[str]:
@@ -51,23 +54,25 @@ def _cell(x, fmt="{:.2f}x"):
 
 def section(results: dict) -> list[str]:
     subjects = results["subjects"]
-    lines = ["", "## Beside the paper", "",
-             "The seed papers (../shared/papers.md) measured ResNet50 and VGG16 on the ImageNet validation set. "
-             "Neither those checkpoints nor that set can be had offline here, so the rows below set the same "
-             "quantities of our models beside theirs: the pipeline is the same (per-tensor symmetric int8, fc "
-             "through HEVC at a QP, conv kernels int8 = our `per-tensor` variant), the networks are not.", ""]
+    lines = [
+        "",
+        "## Beside the paper",
+        "",
+        "The seed papers (../shared/papers.md) measured ResNet50 and VGG16 on the ImageNet validation set. "
+        "Neither those checkpoints nor that set can be had offline here, so the rows below set the same "
+        "quantities of our models beside theirs: the pipeline is the same (per-tensor symmetric int8, fc "
+        "through HEVC at a QP, conv kernels int8 = our `per-tensor` variant), the networks are not.",
+        "",
+    ]
 
     # 1. fc ratio vs int8 per QP
     lines += _qp_head("fc layers: ratio vs int8")
-    lines.append(_qp_row("paper: ResNet50 FC 2048x1000", {q: _cell(RESNET50["int8_fc_kb"] / kb)
-                                                           for q, kb in RESNET50_FC_KB.items()}))
-    lines.append(_qp_row("paper: VGG16 FC1 25088x4096", {q: _cell(VGG16["int8_fc1_mb"] / mb)
-                                                          for q, mb in VGG16_FC1_MB.items()}))
+    lines.append(_qp_row("paper: ResNet50 FC 2048x1000", {q: _cell(RESNET50["int8_fc_kb"] / kb) for q, kb in RESNET50_FC_KB.items()}))
+    lines.append(_qp_row("paper: VGG16 FC1 25088x4096", {q: _cell(VGG16["int8_fc1_mb"] / mb) for q, mb in VGG16_FC1_MB.items()}))
     for model, s in subjects.items():
         for variant in ("per-tensor", "default"):
             rows = _rows(results, model, variant)
-            lines.append(_qp_row(f"{model}, {variant}", {q: _cell(s["elements"]["fc"] / r["bytes_fc"])
-                                                         for q, r in rows.items()}))
+            lines.append(_qp_row(f"{model}, {variant}", {q: _cell(s["elements"]["fc"] / r["bytes_fc"]) for q, r in rows.items()}))
     lines += ["", "Ratio = fc weights at one byte each over the coded fc bytes (scales included).", ""]
 
     # 2. whole model vs fp32
@@ -82,45 +87,57 @@ def section(results: dict) -> list[str]:
 
     # 3. accuracy change per QP (true accuracy only for the models trained here)
     lines += _qp_head("top-1 / test accuracy change vs fp32, points")
-    lines.append(_qp_row("paper: ResNet50 (fp32 75.58)", {q: _cell(t - RESNET50["fp32_top1"], "{:+.2f}")
-                                                           for q, t in RESNET50_TOP1.items()}))
-    lines.append(_qp_row("paper: VGG16 (fp32 71.10)", {q: _cell(t - VGG16["fp32_top1"], "{:+.2f}")
-                                                        for q, t in VGG16_TOP1.items()}))
+    lines.append(
+        _qp_row("paper: ResNet50 (fp32 75.58)", {q: _cell(t - RESNET50["fp32_top1"], "{:+.2f}") for q, t in RESNET50_TOP1.items()})
+    )
+    lines.append(_qp_row("paper: VGG16 (fp32 71.10)", {q: _cell(t - VGG16["fp32_top1"], "{:+.2f}") for q, t in VGG16_TOP1.items()}))
     for model, s in subjects.items():
         if s["primary"] != "accuracy":
             continue
         ref = s["reference_fidelity"]["accuracy"]
         for variant in ("per-tensor", "default"):
             rows = _rows(results, model, variant)
-            lines.append(_qp_row(f"{model}, {variant} (fp32 {100 * ref:.2f})",
-                                 {q: _cell(100 * (r["accuracy"] - ref), "{:+.2f}") for q, r in rows.items()}))
-    lines += ["", "The pretrained models here have no labelled test set; their agreement and KL per QP are in "
-              "their sections below.", ""]
+            lines.append(
+                _qp_row(
+                    f"{model}, {variant} (fp32 {100 * ref:.2f})",
+                    {q: _cell(100 * (r["accuracy"] - ref), "{:+.2f}") for q, r in rows.items()},
+                )
+            )
+    lines += ["", "The pretrained models here have no labelled test set; their agreement and KL per QP are in their sections below.", ""]
 
     # 4. symmetric vs asymmetric
-    lines += ["| symmetric vs asymmetric levels | QP | fc bytes, symmetric | fc bytes, asymmetric | asymmetric / symmetric |"
-              " fidelity symmetric | fidelity asymmetric |", "|---|---|---|---|---|---|---|",
-              f"| paper: ResNet50 FC, per tensor | 23 | {SYM_ASYM_QP23[0]:,} | {SYM_ASYM_QP23[1]:,} | "
-              f"{SYM_ASYM_QP23[1] / SYM_ASYM_QP23[0]:.2f}x | top-1 73.91 | top-1 74.17 |"]
+    lines += [
+        "| symmetric vs asymmetric levels | QP | fc bytes, symmetric | fc bytes, asymmetric | asymmetric / symmetric |"
+        " fidelity symmetric | fidelity asymmetric |",
+        "|---|---|---|---|---|---|---|",
+        f"| paper: ResNet50 FC, per tensor | 23 | {SYM_ASYM_QP23[0]:,} | {SYM_ASYM_QP23[1]:,} | "
+        f"{SYM_ASYM_QP23[1] / SYM_ASYM_QP23[0]:.2f}x | top-1 73.91 | top-1 74.17 |",
+    ]
     for model, s in subjects.items():
         sym, asym = _rows(results, model, "default"), _rows(results, model, "asymmetric")
         for q in sorted(set(sym) & set(asym)):
             a, b = sym[q], asym[q]
-            lines.append(f"| {model}, per channel | {q} | {a['bytes_fc']:,} | {b['bytes_fc']:,} | "
-                         f"{b['bytes_fc'] / a['bytes_fc']:.2f}x | {_fid(s, a[s['primary']])} | "
-                         f"{_fid(s, b[s['primary']])} |")
+            lines.append(
+                f"| {model}, per channel | {q} | {a['bytes_fc']:,} | {b['bytes_fc']:,} | "
+                f"{b['bytes_fc'] / a['bytes_fc']:.2f}x | {_fid(s, a[s['primary']])} | "
+                f"{_fid(s, b[s['primary']])} |"
+            )
     lines.append("")
 
     # 5. conv kernels through HEVC
-    lines += ["| conv kernels through lossy HEVC | QP | model bytes, conv int8 | model bytes, conv HEVC | "
-              "fidelity, conv int8 | fidelity, conv HEVC |", "|---|---|---|---|---|---|",
-              f"| paper: VGG16 top-1 (int8 70.75) | 21 / 23 | - | - | 70.75 | "
-              f"{VGG16_CONV_HEVC_TOP1[21]} / {VGG16_CONV_HEVC_TOP1[23]} |"]
+    lines += [
+        "| conv kernels through lossy HEVC | QP | model bytes, conv int8 | model bytes, conv HEVC | "
+        "fidelity, conv int8 | fidelity, conv HEVC |",
+        "|---|---|---|---|---|---|",
+        f"| paper: VGG16 top-1 (int8 70.75) | 21 / 23 | - | - | 70.75 | {VGG16_CONV_HEVC_TOP1[21]} / {VGG16_CONV_HEVC_TOP1[23]} |",
+    ]
     for model, s in subjects.items():
         base, conv = _rows(results, model, "default"), _rows(results, model, "conv HEVC")
         for q in sorted(set(base) & set(conv)):
-            lines.append(f"| {model} ({s['primary_label']}) | {q} | {base[q]['bytes']:,} | {conv[q]['bytes']:,} | "
-                         f"{_fid(s, base[q][s['primary']])} | {_fid(s, conv[q][s['primary']])} |")
+            lines.append(
+                f"| {model} ({s['primary_label']}) | {q} | {base[q]['bytes']:,} | {conv[q]['bytes']:,} | "
+                f"{_fid(s, base[q][s['primary']])} | {_fid(s, conv[q][s['primary']])} |"
+            )
     lines += ["", *reading(results), ""]
     return [line for line in lines if line is not None]
 
@@ -133,44 +150,53 @@ def reading(results: dict) -> list[str]:
     """Where our numbers agree with the paper's and where not, computed from the run."""
     subjects = results["subjects"]
     out = ["Reading these tables (sentences generated from the numbers above):"]
-    fc24 = {m: s["elements"]["fc"] / r[24]["bytes_fc"] for m, s in subjects.items()
-            if 24 in (r := _rows(results, m, "per-tensor"))}
+    fc24 = {m: s["elements"]["fc"] / r[24]["bytes_fc"] for m, s in subjects.items() if 24 in (r := _rows(results, m, "per-tensor"))}
     if fc24:
         paper = (RESNET50["int8_fc_kb"] / RESNET50_FC_KB[24], VGG16["int8_fc1_mb"] / VGG16_FC1_MB[24])
-        verdict = "the same range" if min(fc24.values()) <= max(paper) * 1.5 and max(fc24.values()) >= min(paper) / 1.5 \
-            else "a different range"
-        out.append(f"- fc layers at QP 24 with the paper's pipeline: {_span(list(fc24.values()))}x against int8 on our "
-                   f"models, {paper[0]:.2f}x (ResNet50) and {paper[1]:.2f}x (VGG16) in the paper: {verdict}. How far "
-                   "one QP shrinks a layer depends on its weight distribution against its largest weight (one scale "
-                   "per tensor), so it differs between networks.")
+        verdict = (
+            "the same range" if min(fc24.values()) <= max(paper) * 1.5 and max(fc24.values()) >= min(paper) / 1.5 else "a different range"
+        )
+        out.append(
+            f"- fc layers at QP 24 with the paper's pipeline: {_span(list(fc24.values()))}x against int8 on our "
+            f"models, {paper[0]:.2f}x (ResNet50) and {paper[1]:.2f}x (VGG16) in the paper: {verdict}. How far "
+            "one QP shrinks a layer depends on its weight distribution against its largest weight (one scale "
+            "per tensor), so it differs between networks."
+        )
     for model, s in subjects.items():
         rows = _rows(results, model, "per-tensor")
         if s["primary"] == "accuracy" and rows:
             ref = s["reference_fidelity"]["accuracy"]
             drops = {q: 100 * (ref - r["accuracy"]) for q, r in rows.items() if q in QPS}
             ok = [q for q, d in sorted(drops.items()) if d <= 1.0]
-            out.append(f"- {model}: test accuracy stays within 1 point of fp32 up to QP {max(ok) if ok else '-'} with "
-                       f"the paper's pipeline (paper: VGG16 within 1 point up to QP 32, ResNet50 up to QP 22).")
+            out.append(
+                f"- {model}: test accuracy stays within 1 point of fp32 up to QP {max(ok) if ok else '-'} with "
+                f"the paper's pipeline (paper: VGG16 within 1 point up to QP 32, ResNet50 up to QP 22)."
+            )
     ratios = []
     for model in subjects:
         sym, asym = _rows(results, model, "default"), _rows(results, model, "asymmetric")
         ratios += [asym[q]["bytes_fc"] / sym[q]["bytes_fc"] for q in set(sym) & set(asym)]
     if ratios:
         agree = "agrees" if min(ratios) > 1 else "does not agree everywhere"
-        out.append(f"- Asymmetric levels cost {_span(ratios)}x the symmetric fc bytes at the same QP (paper: "
-                   f"{SYM_ASYM_QP23[1] / SYM_ASYM_QP23[0]:.2f}x): the finding {agree}; an asymmetric zero point "
-                   "moves the weights' mean off mid-grey and spreads the levels, which costs the intra coder bits.")
+        out.append(
+            f"- Asymmetric levels cost {_span(ratios)}x the symmetric fc bytes at the same QP (paper: "
+            f"{SYM_ASYM_QP23[1] / SYM_ASYM_QP23[0]:.2f}x): the finding {agree}; an asymmetric zero point "
+            "moves the weights' mean off mid-grey and spreads the levels, which costs the intra coder bits."
+        )
     conv = []
     for model, s in subjects.items():
         base, hevc = _rows(results, model, "default"), _rows(results, model, "conv HEVC")
         if 24 in base and 24 in hevc:
             k = s["primary"]
             worse = hevc[24][k] < base[24][k] if s["higher_is_better"] else hevc[24][k] > base[24][k]
-            conv.append(f"{model} {'worse' if worse else 'not worse'} ({base[24][k]:.4g} -> {hevc[24][k]:.4g}, "
-                        f"{hevc[24]['bytes'] / base[24]['bytes']:.2f}x the bytes)")
+            conv.append(
+                f"{model} {'worse' if worse else 'not worse'} ({base[24][k]:.4g} -> {hevc[24][k]:.4g}, "
+                f"{hevc[24]['bytes'] / base[24]['bytes']:.2f}x the bytes)"
+            )
     if conv:
-        out.append("- Conv kernels through lossy HEVC at QP 24: " + "; ".join(conv) + ". The paper found VGG16 "
-                   "lost 5.3 points at QP 21.")
-    out.append("- Not comparable: the paper's networks and ImageNet validation accuracy; our pretrained models are "
-               "measured by agreement with their fp32 outputs on photos, our trained ones on real test sets.")
+        out.append("- Conv kernels through lossy HEVC at QP 24: " + "; ".join(conv) + ". The paper found VGG16 lost 5.3 points at QP 21.")
+    out.append(
+        "- Not comparable: the paper's networks and ImageNet validation accuracy; our pretrained models are "
+        "measured by agreement with their fp32 outputs on photos, our trained ones on real test sets."
+    )
     return out

@@ -9,8 +9,24 @@ from __future__ import annotations
 
 import numpy as np
 
-SKIMAGE_PHOTOS = ["astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
-                  "retina", "colorwheel", "camera", "coins", "moon", "horse", "clock", "brick", "grass", "gravel"]
+SKIMAGE_PHOTOS = [
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "colorwheel",
+    "camera",
+    "coins",
+    "moon",
+    "horse",
+    "clock",
+    "brick",
+    "grass",
+    "gravel",
+]
 
 
 def photos() -> list[np.ndarray]:
@@ -19,8 +35,7 @@ def photos() -> list[np.ndarray]:
         import skimage.data
         from sklearn.datasets import load_sample_images
     except ImportError as exc:
-        raise ModuleNotFoundError("the photo set needs scikit-image and scikit-learn: "
-                                  "pip install scikit-image scikit-learn") from exc
+        raise ModuleNotFoundError("the photo set needs scikit-image and scikit-learn: pip install scikit-image scikit-learn") from exc
     images = []
     for name in SKIMAGE_PHOTOS:
         img = np.asarray(getattr(skimage.data, name)())
@@ -41,8 +56,9 @@ def _resize(img, size: int):
     t = torch.from_numpy(np.array(img, copy=True)).permute(2, 0, 1)[None].float() / 255
     h, w = t.shape[-2:]
     scale = size / min(h, w)
-    return F.interpolate(t, size=(max(size, round(h * scale)), max(size, round(w * scale))),
-                         mode="bilinear", align_corners=False, antialias=True)[0]
+    return F.interpolate(
+        t, size=(max(size, round(h * scale)), max(size, round(w * scale))), mode="bilinear", align_corners=False, antialias=True
+    )[0]
 
 
 # shorter side before cropping, for 224-pixel crops; other crop sizes scale them

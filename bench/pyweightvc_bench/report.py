@@ -9,8 +9,14 @@ from pathlib import Path
 from . import figures, paper
 
 METHOD_ORDER = ("pyweightvc", "nncodec", "jpeg", "zstd", "xz", "int8")
-METHOD_NAMES = {"pyweightvc": "pyweightvc (HEVC)", "nncodec": "NNCodec 2.1.3", "jpeg": "JPEG (Pillow)",
-                "zstd": "int8 + zstd-22", "xz": "int8 + xz-9e", "int8": "int8 only"}
+METHOD_NAMES = {
+    "pyweightvc": "pyweightvc (HEVC)",
+    "nncodec": "NNCodec 2.1.3",
+    "jpeg": "JPEG (Pillow)",
+    "zstd": "int8 + zstd-22",
+    "xz": "int8 + xz-9e",
+    "int8": "int8 only",
+}
 
 
 def fmt_metric(value, percent: bool) -> str:
@@ -45,14 +51,15 @@ def best_at_match(results, model: str, method: str):
     """The smallest ok row of `method` whose primary fidelity meets the model's bar."""
     s = results["subjects"][model]
     key, hib, bar = s["primary"], s["higher_is_better"], s["match_threshold"]
-    rows = [r for r in ok_rows(results, model) if r["method"] == method
-            and (r[key] >= bar if hib else r[key] <= bar)]
+    rows = [r for r in ok_rows(results, model) if r["method"] == method and (r[key] >= bar if hib else r[key] <= bar)]
     return min(rows, key=lambda r: r["bytes"]) if rows else None
 
 
 def headline(results) -> list[str]:
-    lines = ["| model | matched fidelity | method | setting | model bytes | vs fp32 | vs pyweightvc | "
-             "bits/weight (fc / conv) | fidelity |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| model | matched fidelity | method | setting | model bytes | vs fp32 | vs pyweightvc | bits/weight (fc / conv) | fidelity |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for model, s in results["subjects"].items():
         mine = best_at_match(results, model, "pyweightvc")
         for method in METHOD_ORDER:
@@ -60,27 +67,32 @@ def headline(results) -> list[str]:
             not_run = [x for x in results["rows"] if x["model"] == model and x["method"] == method and x["status"] != "ok"]
             if r is None:
                 measured = any(x["model"] == model and x["method"] == method for x in results["rows"])
-                why = (f"not run: {not_run[0]['reason']}" if not_run else
-                       "no setting reached the bar" if measured else "not in this suite")
+                why = f"not run: {not_run[0]['reason']}" if not_run else "no setting reached the bar" if measured else "not in this suite"
                 lines.append(f"| {model} | {s['match']} | {METHOD_NAMES[method]} | {why} | | | | | |")
                 continue
             versus = f"{r['bytes'] / mine['bytes']:.2f}x" if mine else "-"
             lines.append(
                 f"| {model} | {s['match']} | {METHOD_NAMES[method]} | {r['variant']}, {_setting(r)} | {r['bytes']:,} | "
                 f"{r['ratio_vs_fp32']:.2f}x | {versus} | {fmt_num(r['bpw_fc'], 2)} / {fmt_num(r['bpw_conv'], 2)} | "
-                f"{fmt_metric(r[s['primary']], s['percent'])} |")
+                f"{fmt_metric(r[s['primary']], s['percent'])} |"
+            )
     return lines
 
 
 def model_table(results, model: str) -> list[str]:
     s = results["subjects"][model]
     metrics = s["metrics"]
-    head = ("| method | variant | setting | bytes | vs fp32 | vs int8 | bits/w fc | bits/w conv | SNR fc dB | "
-            + " | ".join(m["label"] for m in metrics) + " | encode s | decode s |")
+    head = (
+        "| method | variant | setting | bytes | vs fp32 | vs int8 | bits/w fc | bits/w conv | SNR fc dB | "
+        + " | ".join(m["label"] for m in metrics)
+        + " | encode s | decode s |"
+    )
     lines = [head, "|" + "---|" * (11 + len(metrics))]
     ref = s["reference_fidelity"]
-    lines.append(f"| fp32 | reference | - | {s['fp32_bytes']:,} | 1.00x | {s['fp32_bytes'] / s['int8_bytes']:.2f}x | 32 | 32 "
-                 f"| exact | " + " | ".join(fmt_metric(ref.get(m["key"]), m["percent"]) for m in metrics) + " | - | - |")
+    lines.append(
+        f"| fp32 | reference | - | {s['fp32_bytes']:,} | 1.00x | {s['fp32_bytes'] / s['int8_bytes']:.2f}x | 32 | 32 "
+        f"| exact | " + " | ".join(fmt_metric(ref.get(m["key"]), m["percent"]) for m in metrics) + " | - | - |"
+    )
     rows = [r for r in results["rows"] if r["model"] == model]
     rows.sort(key=lambda r: (METHOD_ORDER.index(r["method"]), r["variant"] != "default", r["variant"], _knob(r)))
     for r in rows:
@@ -91,7 +103,8 @@ def model_table(results, model: str) -> list[str]:
             f"| {r['method']} | {r['variant']} | {_setting(r)} | {r['bytes']:,} | {r['ratio_vs_fp32']:.2f}x | "
             f"{r['ratio_vs_int8']:.2f}x | {fmt_num(r['bpw_fc'])} | {fmt_num(r['bpw_conv'])} | {fmt_num(r['snr_fc_db'], 2)} | "
             + " | ".join(fmt_metric(r.get(m["key"]), m["percent"]) for m in metrics)
-            + f" | {r['encode_s']:.2f} | {r['decode_s']:.2f} |")
+            + f" | {r['encode_s']:.2f} | {r['decode_s']:.2f} |"
+        )
     return lines
 
 
@@ -109,20 +122,27 @@ def write(results: dict, path: Path, figure_dir: Path) -> None:
         "",
         f"Generated by `pyweightvc bench --suite {meta['suite']}` on {meta['date']} in {meta['seconds'] / 60:.1f} min "
         f"({meta['repeats']} repeat(s) per timing, median). Every number and figure on this page comes from that run"
-        + (" and the updates listed below" if meta.get("updates") else "") + "; "
+        + (" and the updates listed below" if meta.get("updates") else "")
+        + "; "
         "the raw measurements are in the run's results.json / results.csv.",
         "",
-        f"Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, {meta['machine']['memory']}; "
-        f"{meta['machine']['system']}.",
-        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items())
-        + ("; NNCodec's own environment: " + ", ".join(f"{k} {val}" for k, val in nnc.items()) if nnc else "") + ".",
+        f"Machine: {meta['machine']['cpu']}, {meta['machine']['cores']} cores, {meta['machine']['memory']}; {meta['machine']['system']}.",
+        "Versions: "
+        + ", ".join(f"{k} {val}" for k, val in v.items())
+        + ("; NNCodec's own environment: " + ", ".join(f"{k} {val}" for k, val in nnc.items()) if nnc else "")
+        + ".",
         f"Seeds: {', '.join(f'{k} {val}' for k, val in meta['seeds'].items())}.",
-        *[f"Updated on {u['date']} by `pyweightvc bench --update` (variants: "
-          f"{', '.join(f'`{v}`' for v in u['variants']) if u['variants'] else 'all'}; models: {', '.join(u['models'])}; "
-          f"{u['seconds'] / 60:.1f} min of the total): those rows replace or join the first run's."
-          for u in meta.get("updates", [])],
-        *([f"Rows of variants the suite has dropped since are left out: {', '.join(f'`{v}`' for v in meta['dropped'])}."]
-          if meta.get("dropped") else []),
+        *[
+            f"Updated on {u['date']} by `pyweightvc bench --update` (variants: "
+            f"{', '.join(f'`{v}`' for v in u['variants']) if u['variants'] else 'all'}; models: {', '.join(u['models'])}; "
+            f"{u['seconds'] / 60:.1f} min of the total): those rows replace or join the first run's."
+            for u in meta.get("updates", [])
+        ],
+        *(
+            [f"Rows of variants the suite has dropped since are left out: {', '.join(f'`{v}`' for v in meta['dropped'])}."]
+            if meta.get("dropped")
+            else []
+        ),
         "",
         "## How to read it",
         "",
@@ -146,7 +166,7 @@ def write(results: dict, path: Path, figure_dir: Path) -> None:
         "kernels searched too in `accuracy search, conv HEVC`). They are timed once and their encode time is the whole "
         "search; probe curves are computed once per model and reused by its later searches. In brackets after an "
         "accuracy search's setting: the weight-SNR target it kept (and the min_step, where it searched one).",
-        "- Rotation (`Policy(rotate=\"auto\")`, docs/rate.md): `rotated` / `accuracy search, rotated` are `default` / "
+        '- Rotation (`Policy(rotate="auto")`, docs/rate.md): `rotated` / `accuracy search, rotated` are `default` / '
         "`accuracy search` with every fc matrix rotated (seeded Hadamard) where a probe encode says it saves bits at "
         "equal weight SNR.",
         "- `low-bit lossless` / `low-bit lossless, per-tensor`: fc weights quantised to 3-7 bits (the setting), one "
@@ -156,11 +176,11 @@ def write(results: dict, path: Path, figure_dir: Path) -> None:
         "- Step floor (`min_step`, docs/rate.md): `conv min-step 0.002` / `0.003` = `default` with every conv "
         "kernel's per-channel step at least that value; `accuracy search, rotated, conv min-step` / `..., min-step` "
         "= `accuracy search, rotated`, then one floor for the conv kernels / the fc matrices searched against the "
-        "bar with the QPs kept (`search_min_step=\"int8\"` / `\"hevc\"`).",
+        'bar with the QPs kept (`search_min_step="int8"` / `"hevc"`).',
         "- `accuracy search, rotated, measured allocation` = `accuracy search, rotated`, then each fc matrix holding "
         "10 % of the fc weights (the others together) coded alone at the kept target to measure the score's "
         "sensitivity to it, and the QPs spread by those sensitivities in a byte budget searched against the bar "
-        "(`allocate=\"measured\"`); in brackets, the QPs it chose.",
+        '(`allocate="measured"`); in brackets, the QPs it chose.',
         "- `low-bit lossless, accuracy search` / `..., rotated`: fc levels coded losslessly (one scale per tensor, "
         "levels up to 4 bits, rotated first in the second), their quantisation step searched against the bar from "
         "the 4-bit max-abs step up (`save_file_for_accuracy` with a lossless policy), in `..., rotated, measured "
@@ -178,17 +198,25 @@ def write(results: dict, path: Path, figure_dir: Path) -> None:
     for model, s in results["subjects"].items():
         e = s["elements"]
         out += [
-            "", f"## {model}: {s['title']}", "",
+            "",
+            f"## {model}: {s['title']}",
+            "",
             f"fp32 {s['fp32_bytes']:,} bytes; int8 {s['int8_bytes']:,} bytes; weights: fc {e['fc']:,}, conv {e['conv']:,}, "
             f"other {e['other']:,} ({s['tensors']['fc']} / {s['tensors']['conv']} / {s['tensors']['other']} tensors). "
             f"Fidelity: {', '.join(m['label'] for m in s['metrics'])}; matched fidelity: {s['match']}."
-            + (f" Trained in {s['train_seconds']:.0f} s." if isinstance(s.get("train_seconds"), float)
-               and not math.isnan(s["train_seconds"]) else "")
+            + (
+                f" Trained in {s['train_seconds']:.0f} s."
+                if isinstance(s.get("train_seconds"), float) and not math.isnan(s["train_seconds"])
+                else ""
+            )
             + f" Measured in {s['seconds'] / 60:.1f} min.",
             "",
         ]
-        for kind, caption in (("rate", "rate-fidelity"), ("qp", "size and fidelity against QP"),
-                              ("snr", "fc group: bits per weight against weight SNR")):
+        for kind, caption in (
+            ("rate", "rate-fidelity"),
+            ("qp", "size and fidelity against QP"),
+            ("snr", "fc group: bits per weight against weight SNR"),
+        ):
             if (model, kind) in made:
                 out.append(f"![{model} {caption}]({rel}/{made[(model, kind)]})")
         out += ["", *model_table(results, model)]

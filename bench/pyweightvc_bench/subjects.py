@@ -102,8 +102,7 @@ def _numpy_state(module) -> dict[str, np.ndarray]:
 def _mlp():
     from torch import nn
 
-    return nn.Sequential(nn.Flatten(), nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(),
-                         nn.Linear(1024, 10))
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
 
 
 def _cnn():
@@ -111,9 +110,17 @@ def _cnn():
 
     return nn.Sequential(
         nn.Unflatten(1, (1, 28, 28)),
-        nn.Conv2d(1, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 7 * 7, 512), nn.ReLU(), nn.Dropout(0.25), nn.Linear(512, 10),
+        nn.Conv2d(1, 16, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 7 * 7, 512),
+        nn.ReLU(),
+        nn.Dropout(0.25),
+        nn.Linear(512, 10),
     )
 
 
@@ -322,8 +329,9 @@ class DdddOcr(Subject):
         self.ocr = ddddocr.DdddOcr(beta=True, show_ad=False)
         path = Path(ddddocr.__file__).parent / "common.onnx"
         self.model = onnx.load(str(path))
-        self.reference_weights = {t.name: numpy_helper.to_array(t) for t in self.model.graph.initializer
-                                  if t.data_type == onnx.TensorProto.FLOAT}
+        self.reference_weights = {
+            t.name: numpy_helper.to_array(t) for t in self.model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT
+        }
         rng = np.random.default_rng(self.seed)
         alphabet = np.array(list("abcdefghijklmnopqrstuvwxyz0123456789"))
         self.text = ["".join(rng.choice(alphabet, 5)) for _ in range(self.strings)]
@@ -366,8 +374,7 @@ class DdddOcr(Subject):
 
     def evaluate(self, weights: dict[str, np.ndarray]) -> dict[str, float]:
         reads = self._reads(weights)
-        return {"exact_reads": self._exact(reads),
-                "read_agreement": float(np.mean([a == b for a, b in zip(reads, self.reference_reads)]))}
+        return {"exact_reads": self._exact(reads), "read_agreement": float(np.mean([a == b for a, b in zip(reads, self.reference_reads)]))}
 
 
 SUBJECTS = {cls.name: cls for cls in (MlpMnist, CnnFashion, MobileNetV2, EfficientNetLite0, MiniLM, DdddOcr)}

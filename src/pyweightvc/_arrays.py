@@ -80,9 +80,7 @@ def as_matrix(x: Any) -> Matrix:
             hint = " (convert with .astype(np.float32))" if arr.dtype.kind == "f" else ""
             raise TypeError(f"unsupported array dtype {arr.dtype}; expected {SUPPORTED}{hint}")
     else:
-        raise TypeError(
-            f"expected a numpy array or torch tensor, got {type(x).__module__}.{type(x).__name__}"
-        )
+        raise TypeError(f"expected a numpy array or torch tensor, got {type(x).__module__}.{type(x).__name__}")
     shape = tuple(int(d) for d in arr.shape)
     if arr.size == 0:
         raise ValueError(f"cannot encode an empty tensor (shape {shape})")

@@ -48,7 +48,7 @@ def remove_stale(path: str) -> list[str]:
     for entry in candidates:
         if not entry.startswith(prefix):
             continue
-        pid_text, _, tag = entry[len(prefix):].partition(".")
+        pid_text, _, tag = entry[len(prefix) :].partition(".")
         if not pid_text.isdigit() or not tag or int(pid_text) == os.getpid() or _alive(int(pid_text)):
             continue
         try:

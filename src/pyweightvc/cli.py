@@ -37,9 +37,12 @@ EXIT_ENCODER = 4  # the HEVC encoder failed
 EXIT_IO = 5  # a file could not be read or written (permissions, disk full)
 EXIT_INTERRUPTED = 130  # Ctrl-C
 EXIT_CODES = {
-    EXIT_OK: "success", EXIT_FAILURE: "unexpected failure (a bug: please report it)",
-    EXIT_BAD_INPUT: "bad invocation or unusable input", EXIT_CORRUPT: "a .wvc file is corrupt or does not decode",
-    EXIT_ENCODER: "the HEVC encoder failed", EXIT_IO: "a file could not be read or written",
+    EXIT_OK: "success",
+    EXIT_FAILURE: "unexpected failure (a bug: please report it)",
+    EXIT_BAD_INPUT: "bad invocation or unusable input",
+    EXIT_CORRUPT: "a .wvc file is corrupt or does not decode",
+    EXIT_ENCODER: "the HEVC encoder failed",
+    EXIT_IO: "a file could not be read or written",
     EXIT_INTERRUPTED: "interrupted",
 }
 WVC_SUFFIX = ".wvc"
@@ -98,8 +101,19 @@ def parse_override(spec: str) -> tuple[str, dict]:
     return pattern, out
 
 
-_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
-               "kib": 2**10, "mib": 2**20, "gib": 2**30}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+}
 
 
 def parse_size(text: str) -> int:
@@ -136,9 +150,17 @@ def build_policy(args: argparse.Namespace) -> Policy:
         kwargs["target_snr_db"] = args.target_snr
     if args.rotate is not None:
         kwargs["rotate"] = {"off": False, "on": True, "auto": "auto"}[args.rotate]
-    chosen = [flag for flag, v in (("--qp", args.qp), ("--lossless", args.lossless), ("--target-snr", args.target_snr),
-                                   ("--target-size", args.target_size),
-                                   ("--target-fidelity", getattr(args, "target_fidelity", None))) if v is not None]
+    chosen = [
+        flag
+        for flag, v in (
+            ("--qp", args.qp),
+            ("--lossless", args.lossless),
+            ("--target-snr", args.target_snr),
+            ("--target-size", args.target_size),
+            ("--target-fidelity", getattr(args, "target_fidelity", None)),
+        )
+        if v is not None
+    ]
     if len(chosen) > 1:
         raise InputError(f"{' and '.join(chosen)} exclude each other: give one way to choose the QP")
     try:
@@ -166,8 +188,7 @@ def _bytes_as(header: dict, dtype_bytes) -> int:
 def summarize(header: dict, file_size: int) -> dict:
     """Sizes of a written file against its input's own bytes and the fp32 and int8
     forms of the same weights."""
-    floats = sum(math.prod(e["shape"]) for e in header.values()
-                 if e["storage"] != "alias" and e["dtype"] in FLOAT_DTYPES)
+    floats = sum(math.prod(e["shape"]) for e in header.values() if e["storage"] != "alias" and e["dtype"] in FLOAT_DTYPES)
     input_bytes, fp32, int8 = _bytes_as(header, None), _bytes_as(header, 4), _bytes_as(header, 1)
 
     def ratio(reference: int) -> Optional[float]:
@@ -175,9 +196,16 @@ def summarize(header: dict, file_size: int) -> dict:
 
     dtypes = sorted({e["dtype"] for e in header.values() if e["storage"] != "alias" and e["dtype"] in FLOAT_DTYPES})
     return {
-        "tensors": len(header), "weights": floats, "weight_dtypes": dtypes, "file_bytes": file_size,
-        "input_bytes": input_bytes, "fp32_bytes": fp32, "int8_bytes": int8,
-        "ratio_vs_input": ratio(input_bytes), "ratio_vs_fp32": ratio(fp32), "ratio_vs_int8": ratio(int8),
+        "tensors": len(header),
+        "weights": floats,
+        "weight_dtypes": dtypes,
+        "file_bytes": file_size,
+        "input_bytes": input_bytes,
+        "fp32_bytes": fp32,
+        "int8_bytes": int8,
+        "ratio_vs_input": ratio(input_bytes),
+        "ratio_vs_fp32": ratio(fp32),
+        "ratio_vs_int8": ratio(int8),
         "bits_per_weight": 8 * file_size / floats if floats else None,
     }
 
@@ -190,16 +218,26 @@ def _summary_line(s: dict) -> str:
     if s["weight_dtypes"] != ["float32"]:
         parts.append(f"{s['ratio_vs_fp32']:.2f}x vs fp32")
     parts.append(f"{s['ratio_vs_int8']:.2f}x vs int8")
-    return (f"{s['file_bytes']:,} bytes ({s['tensors']} tensors, {s['weights']:,} weights): " + ", ".join(parts)
-            + f"; {s['bits_per_weight']:.3f} bits per weight")
+    return (
+        f"{s['file_bytes']:,} bytes ({s['tensors']} tensors, {s['weights']:,} weights): "
+        + ", ".join(parts)
+        + f"; {s['bits_per_weight']:.3f} bits per weight"
+    )
 
 
 def _progress_bar(total: int, args: argparse.Namespace, desc: str):
     from tqdm import tqdm
 
     # the unit is one weight (tensor element); the bar moves as each tensor finishes
-    return tqdm(total=total or None, unit=" weights", unit_scale=True, desc=desc, file=sys.stderr,
-                disable=True if args.json else None, dynamic_ncols=True)
+    return tqdm(
+        total=total or None,
+        unit=" weights",
+        unit_scale=True,
+        desc=desc,
+        file=sys.stderr,
+        disable=True if args.json else None,
+        dynamic_ncols=True,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -224,12 +262,16 @@ def cmd_compress(args: argparse.Namespace) -> dict:
     _need_input(args.input)
     folder = os.path.isdir(args.input)
     if not folder and not args.output.endswith(WVC_SUFFIX):
-        raise InputError(f"-o {args.output}: compress writes a .wvc file; name it OUT{WVC_SUFFIX} "
-                         f"(decompress writes .pt, .safetensors and .onnx)")
+        raise InputError(
+            f"-o {args.output}: compress writes a .wvc file; name it OUT{WVC_SUFFIX} (decompress writes .pt, .safetensors and .onnx)"
+        )
     if args.target_size is not None and (folder or args.input.endswith(".onnx")):
         raise InputError("--target-size works on one checkpoint file (.pt/.pth/.bin/.safetensors)")
-    spread = [flag for flag, given in (("--scheduler", args.scheduler is not None), ("--resume", args.resume),
-                                       ("--workers", (args.workers or 1) > 1)) if given]
+    spread = [
+        flag
+        for flag, given in (("--scheduler", args.scheduler is not None), ("--resume", args.resume), ("--workers", (args.workers or 1) > 1))
+        if given
+    ]
     if spread and not folder:
         raise InputError(f"{', '.join(spread)}: for a model folder (one file is coded in this process)")
     t0 = time.perf_counter()
@@ -238,17 +280,29 @@ def cmd_compress(args: argparse.Namespace) -> dict:
         header, size, extra = _compress_for_fidelity(args, policy, folder)
     elif folder:
         with _progress_bar(folders.folder_elements(args.input), args, "compress") as bar:
-            result = folders.compress_folder(args.input, args.output, policy, threads=args.threads,
-                                             progress=lambda name, n: bar.update(n), workers=args.workers,
-                                             scheduler=args.scheduler, resume=args.resume)
+            result = folders.compress_folder(
+                args.input,
+                args.output,
+                policy,
+                threads=args.threads,
+                progress=lambda name, n: bar.update(n),
+                workers=args.workers,
+                scheduler=args.scheduler,
+                resume=args.resume,
+            )
         header, size, extra = result.headers, result.bytes, {"shards": len(result.shards)}
     elif args.input.endswith(".onnx"):
         wvc_onnx = _onnx_module()
         model = wvc_onnx.load(args.input)
         with _progress_bar(wvc_onnx.float_elements(model), args, "compress") as bar:
-            header = wvc_onnx.compress(model, args.output, policy=policy, threads=args.threads,
-                                       metadata={"source": os.path.basename(args.input), "source_kind": "onnx"},
-                                       progress=lambda name, n: bar.update(n))
+            header = wvc_onnx.compress(
+                model,
+                args.output,
+                policy=policy,
+                threads=args.threads,
+                metadata={"source": os.path.basename(args.input), "source_kind": "onnx"},
+                progress=lambda name, n: bar.update(n),
+            )
         header = {k: e for k, e in header.items() if k != wvc_onnx.MODEL_KEY}
         size, extra = os.path.getsize(args.output), {"read": "onnx"}
     else:
@@ -257,12 +311,23 @@ def cmd_compress(args: argparse.Namespace) -> dict:
             print(f"warning: {args.input}: override pattern {pattern!r} matches no tensor", file=sys.stderr)
         total = sum(math.prod(t.shape) for t in ckpt.tensors.values())
         with _progress_bar(total, args, "compress") as bar:
-            header = folders.compress_checkpoint(args.input, args.output, policy, threads=args.threads,
-                                                 target_size=args.target_size, checkpoint=ckpt,
-                                                 progress=lambda name, n: bar.update(n))
+            header = folders.compress_checkpoint(
+                args.input,
+                args.output,
+                policy,
+                threads=args.threads,
+                target_size=args.target_size,
+                checkpoint=ckpt,
+                progress=lambda name, n: bar.update(n),
+            )
         size, extra = os.path.getsize(args.output), {"read": ckpt.kind}
-    summary: dict[str, Any] = {"input": args.input, "output": args.output, **summarize(header, size), **extra,
-               "seconds": round(time.perf_counter() - t0, 3)}
+    summary: dict[str, Any] = {
+        "input": args.input,
+        "output": args.output,
+        **summarize(header, size),
+        **extra,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     if not args.json:
         print(f"wrote {args.output}: {_summary_line(summary)}; {summary['seconds']:.1f} s")
     if args.check and "output_check" not in summary:
@@ -272,29 +337,39 @@ def cmd_compress(args: argparse.Namespace) -> dict:
 
 def _compress_for_fidelity(args: argparse.Namespace, policy: Policy, folder: bool) -> tuple[dict, int, dict]:
     if folder:
-        result = fidelity.compress_folder_for_fidelity(args.input, args.output, args.target_fidelity, policy,
-                                                       threads=args.threads)
+        result = fidelity.compress_folder_for_fidelity(args.input, args.output, args.target_fidelity, policy, threads=args.threads)
         size = sum(os.path.getsize(os.path.join(args.output, w)) for w in folders.read_manifest(args.output))
     elif args.input.endswith(".onnx"):
         _onnx_module()
-        result = fidelity.compress_onnx_for_fidelity(args.input, args.output, args.target_fidelity, policy,
-                                                     metadata={"source": os.path.basename(args.input),
-                                                               "source_kind": "onnx"}, threads=args.threads)
+        result = fidelity.compress_onnx_for_fidelity(
+            args.input,
+            args.output,
+            args.target_fidelity,
+            policy,
+            metadata={"source": os.path.basename(args.input), "source_kind": "onnx"},
+            threads=args.threads,
+        )
         size = os.path.getsize(args.output)
     else:
-        raise InputError("--target-fidelity needs a model with a graph to run: an .onnx file or a Hugging Face "
-                         "model folder (config.json and one .safetensors shard)")
+        raise InputError(
+            "--target-fidelity needs a model with a graph to run: an .onnx file or a Hugging Face "
+            "model folder (config.json and one .safetensors shard)"
+        )
     header = {k: e for k, e in result.search.header.items() if k != "__onnx_model__"}
     if not args.json:
         print(result.check.text())
-    return header, size, {"output_check": _check_dict(result.check),
-                          "search": {"evaluations": len(result.search.evaluations),
-                                     "target_snr_db": result.search.target_snr_db}}
+    return (
+        header,
+        size,
+        {
+            "output_check": _check_dict(result.check),
+            "search": {"evaluations": len(result.search.evaluations), "target_snr_db": result.search.target_snr_db},
+        },
+    )
 
 
 def _check_dict(check: fidelity.OutputCheck) -> dict:
-    return {"probe": check.probe, "inputs": check.inputs, "fidelity": check.fidelity, "worst": check.worst,
-            "outputs": check.outputs}
+    return {"probe": check.probe, "inputs": check.inputs, "fidelity": check.fidelity, "worst": check.worst, "outputs": check.outputs}
 
 
 def _output_check(source: str, compressed: str, args: argparse.Namespace) -> dict:
@@ -331,9 +406,10 @@ def _weight_check(source: str, compressed: str, args: argparse.Namespace, why: s
     result = {"probe": f"none: {why} (weight SNR per tensor only)", "weight_snr_db": snr}
     if not args.json:
         worst = min(snr, key=lambda k: snr[k]) if snr else None
-        print(f"no output check possible: {why}; weight SNR of the quantised tensors: "
-              + (f"lowest {snr[worst]:.1f} dB ({worst}), median {sorted(snr.values())[len(snr) // 2]:.1f} dB"
-                 if worst else "all exact"))
+        print(
+            f"no output check possible: {why}; weight SNR of the quantised tensors: "
+            + (f"lowest {snr[worst]:.1f} dB ({worst}), median {sorted(snr.values())[len(snr) // 2]:.1f} dB" if worst else "all exact")
+        )
     return result
 
 
@@ -351,8 +427,13 @@ def cmd_decompress(args: argparse.Namespace) -> dict:
     else:
         count = folders.decompress_checkpoint(args.input, args.output, args.threads)
         size = os.path.getsize(args.output)
-    summary: dict[str, Any] = {"input": args.input, "output": args.output, what: count, "output_bytes": size,
-               "seconds": round(time.perf_counter() - t0, 3)}
+    summary: dict[str, Any] = {
+        "input": args.input,
+        "output": args.output,
+        what: count,
+        "output_bytes": size,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
     if not args.json:
         print(f"wrote {args.output}: {count} {what}, {size:,} bytes, {summary['seconds']:.1f} s")
     return summary
@@ -376,13 +457,23 @@ def cmd_info(args: argparse.Namespace) -> dict:
     rows = []
     for name, e in header.items():
         if e["storage"] == "alias":
-            rows.append(dict(tensor=name, shape=e["shape"], dtype=e["dtype"], storage=f"alias of {e['alias_of']}",
-                             qp=None, bytes=0, ratio=None))
+            rows.append(
+                dict(tensor=name, shape=e["shape"], dtype=e["dtype"], storage=f"alias of {e['alias_of']}", qp=None, bytes=0, ratio=None)
+            )
             continue
         nbytes = e["data_offsets"][1] - e["data_offsets"][0]
         original = math.prod(e["shape"]) * RAW_DTYPES[e["dtype"]]
-        rows.append(dict(tensor=name, shape=e["shape"], dtype=e["dtype"], storage=_storage_label(e), qp=e.get("qp"),
-                         bytes=nbytes, ratio=original / nbytes if nbytes else None))
+        rows.append(
+            dict(
+                tensor=name,
+                shape=e["shape"],
+                dtype=e["dtype"],
+                storage=_storage_label(e),
+                qp=e.get("qp"),
+                bytes=nbytes,
+                ratio=original / nbytes if nbytes else None,
+            )
+        )
     summary = summarize(header, os.path.getsize(args.input))
     result = {"file": args.input, "metadata": meta, "tensors": rows, "totals": summary}
     if not args.json:
@@ -394,8 +485,10 @@ def cmd_info(args: argparse.Namespace) -> dict:
             qp = "" if r["qp"] is None else r["qp"]
             print(f"{r['tensor']:<{w}}  {shape:>18}  {r['dtype']:>8}  {r['storage']:>14}  {qp:>3}  {r['bytes']:>11,}  {ratio:>7}")
         print(_summary_line(summary))
-        print(f"written by pyweightvc {meta.get('pyweightvc')} (x265 {meta.get('x265')}, libde265 {meta.get('libde265')}); "
-              f"`pyweightvc check` verifies the data")
+        print(
+            f"written by pyweightvc {meta.get('pyweightvc')} (x265 {meta.get('x265')}, libde265 {meta.get('libde265')}); "
+            f"`pyweightvc check` verifies the data"
+        )
     return result
 
 
@@ -424,8 +517,10 @@ def cmd_check(args: argparse.Namespace) -> dict:
     result: dict[str, Any] = {"input": args.input, "files": checked, "ok": True}
     if not args.json:
         tensors = sum(c["tensors"] for c in checked)
-        print(f"{args.input}: OK ({len(checked)} file{'s' if len(checked) > 1 else ''}, {tensors} tensors, "
-              f"every checksum and picture verified)")
+        print(
+            f"{args.input}: OK ({len(checked)} file{'s' if len(checked) > 1 else ''}, {tensors} tensors, "
+            f"every checksum and picture verified)"
+        )
     if args.against:
         _need_input(args.against)
         result["output_check"] = _output_check(args.against, args.input, args)
@@ -443,63 +538,114 @@ def _plugin_commands() -> dict:
 
 def build_parser() -> argparse.ArgumentParser:
     codes = "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
-    ap = argparse.ArgumentParser(prog="pyweightvc", description="Compress neural-network weights with HEVC.",
-                                 epilog=f"Exit codes: {codes}.")
+    ap = argparse.ArgumentParser(
+        prog="pyweightvc", description="Compress neural-network weights with HEVC.", epilog=f"Exit codes: {codes}."
+    )
     ap.add_argument("--version", action="version", version=f"pyweightvc {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     c = sub.add_parser("compress", help="checkpoint (.pt/.pth/.bin/.safetensors/.onnx or a model folder) -> .wvc")
-    c.add_argument("input", help="a .pt/.pth/.bin/.safetensors checkpoint, an .onnx model, or a folder of "
-                                 ".safetensors shards (e.g. a Hugging Face model folder)")
-    c.add_argument("-o", "--output", required=True,
-                   help="the .wvc file to write (for a folder input: the folder to write)")
-    c.add_argument("--qp", type=_setting("qp", int), default=None,
-                   help=f"HEVC QP for linear layers, 0..51: lower is larger and closer (default {DEFAULT_QP})")
-    c.add_argument("--lossless", action="store_const", const=True, default=None,
-                   help="code linear layers' int8 levels losslessly")
-    c.add_argument("--target-snr", type=_setting("target_snr_db", float), metavar="DB",
-                   help="instead of a QP: each linear layer gets the largest QP whose weight SNR reaches DB")
-    c.add_argument("--target-size", type=parse_size, metavar="SIZE",
-                   help="instead of a QP: the whole file fits in SIZE bytes (suffixes k, M, G, KiB, MiB, GiB); "
-                        "QPs are allocated across layers by their rate-distortion curves (one checkpoint file only)")
-    c.add_argument("--target-fidelity", type=float, metavar="COSINE",
-                   help="instead of a QP: the smallest file whose outputs on built-in probe inputs keep this mean "
-                        "cosine to the original's, e.g. 0.999 (an .onnx model or a Hugging Face folder)")
-    c.add_argument("--no-check", dest="check", action="store_false",
-                   help="skip the output check after compressing (it runs the original and the compressed model "
-                        "on built-in probe inputs where a graph can be run)")
-    c.add_argument("--rotate", choices=("off", "on", "auto"), default=None,
-                   help="rotate linear weight matrices before quantising (seeded Hadamard): on, off, or auto = "
-                        "where a probe encode says it saves bits (default: off)")
-    c.add_argument("--policy", help=f"JSON file with the settings of pyweightvc.Policy: "
-                                    f"{{{', '.join(Policy.FIELDS)}, overrides}}")
-    c.add_argument("--override", action="append", metavar="PATTERN=key:value[,key:value]",
-                   help="per-tensor settings by glob, re:REGEX or kind:KIND, e.g. 'classifier.*=qp:30' (repeatable)")
+    c.add_argument(
+        "input",
+        help="a .pt/.pth/.bin/.safetensors checkpoint, an .onnx model, or a folder of "
+        ".safetensors shards (e.g. a Hugging Face model folder)",
+    )
+    c.add_argument("-o", "--output", required=True, help="the .wvc file to write (for a folder input: the folder to write)")
+    c.add_argument(
+        "--qp",
+        type=_setting("qp", int),
+        default=None,
+        help=f"HEVC QP for linear layers, 0..51: lower is larger and closer (default {DEFAULT_QP})",
+    )
+    c.add_argument("--lossless", action="store_const", const=True, default=None, help="code linear layers' int8 levels losslessly")
+    c.add_argument(
+        "--target-snr",
+        type=_setting("target_snr_db", float),
+        metavar="DB",
+        help="instead of a QP: each linear layer gets the largest QP whose weight SNR reaches DB",
+    )
+    c.add_argument(
+        "--target-size",
+        type=parse_size,
+        metavar="SIZE",
+        help="instead of a QP: the whole file fits in SIZE bytes (suffixes k, M, G, KiB, MiB, GiB); "
+        "QPs are allocated across layers by their rate-distortion curves (one checkpoint file only)",
+    )
+    c.add_argument(
+        "--target-fidelity",
+        type=float,
+        metavar="COSINE",
+        help="instead of a QP: the smallest file whose outputs on built-in probe inputs keep this mean "
+        "cosine to the original's, e.g. 0.999 (an .onnx model or a Hugging Face folder)",
+    )
+    c.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="skip the output check after compressing (it runs the original and the compressed model "
+        "on built-in probe inputs where a graph can be run)",
+    )
+    c.add_argument(
+        "--rotate",
+        choices=("off", "on", "auto"),
+        default=None,
+        help="rotate linear weight matrices before quantising (seeded Hadamard): on, off, or auto = "
+        "where a probe encode says it saves bits (default: off)",
+    )
+    c.add_argument("--policy", help=f"JSON file with the settings of pyweightvc.Policy: {{{', '.join(Policy.FIELDS)}, overrides}}")
+    c.add_argument(
+        "--override",
+        action="append",
+        metavar="PATTERN=key:value[,key:value]",
+        help="per-tensor settings by glob, re:REGEX or kind:KIND, e.g. 'classifier.*=qp:30' (repeatable)",
+    )
     c.add_argument("--preset", choices=PRESETS, default=None, help=f"x265 preset (default {DEFAULT_PRESET})")
-    c.add_argument("--threads", type=_setting("threads", int), default=None,
-                   help="threads per encoder (default: all cores in one process, 1 per task on a cluster)")
-    c.add_argument("--workers", type=_positive, default=None, metavar="N",
-                   help="model folders: tensors coded by N worker processes at once (default: every core; "
-                        "1: in this process, one tensor at a time); more than 1 needs pyweightvc[distributed]")
-    c.add_argument("--scheduler", metavar="local|ADDRESS", default=None,
-                   help="model folders: 'local' for a Dask LocalCluster of --workers processes, or the address "
-                        "of a running Dask scheduler (tcp://host:8786; its workers read the input folder at "
-                        "the same path)")
-    c.add_argument("--resume", action="store_true",
-                   help="model folders: keep the .wvc shards already in the output folder that verify (same "
-                        "source and settings, every checksum) and code only the others")
+    c.add_argument(
+        "--threads",
+        type=_setting("threads", int),
+        default=None,
+        help="threads per encoder (default: all cores in one process, 1 per task on a cluster)",
+    )
+    c.add_argument(
+        "--workers",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="model folders: tensors coded by N worker processes at once (default: every core; "
+        "1: in this process, one tensor at a time); more than 1 needs pyweightvc[distributed]",
+    )
+    c.add_argument(
+        "--scheduler",
+        metavar="local|ADDRESS",
+        default=None,
+        help="model folders: 'local' for a Dask LocalCluster of --workers processes, or the address "
+        "of a running Dask scheduler (tcp://host:8786; its workers read the input folder at "
+        "the same path)",
+    )
+    c.add_argument(
+        "--resume",
+        action="store_true",
+        help="model folders: keep the .wvc shards already in the output folder that verify (same "
+        "source and settings, every checksum) and code only the others",
+    )
     c.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     c.set_defaults(run=cmd_compress)
 
     d = sub.add_parser("decompress", help=".wvc -> .pt, .safetensors or .onnx (or a folder back)")
     d.add_argument("input", help="a .wvc file, or a folder written by compress")
-    d.add_argument("-o", "--output", required=True,
-                   help="OUT.pt, OUT.pth, OUT.bin, OUT.safetensors, OUT.onnx (for a .wvc made from ONNX), "
-                        "or a folder for a folder input")
-    d.add_argument("--format", choices=("float", "qdq"), default="float",
-                   help="ONNX output: float weights, or int8 weights behind DequantizeLinear (qdq)")
-    d.add_argument("--threads", type=_setting("threads", int), default=None,
-                   help="decoder threads (default: all cores)")
+    d.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="OUT.pt, OUT.pth, OUT.bin, OUT.safetensors, OUT.onnx (for a .wvc made from ONNX), or a folder for a folder input",
+    )
+    d.add_argument(
+        "--format",
+        choices=("float", "qdq"),
+        default="float",
+        help="ONNX output: float weights, or int8 weights behind DequantizeLinear (qdq)",
+    )
+    d.add_argument("--threads", type=_setting("threads", int), default=None, help="decoder threads (default: all cores)")
     d.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     d.set_defaults(run=cmd_decompress)
 
@@ -510,9 +656,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     k = sub.add_parser("check", help="verify a .wvc file or folder: every checksum and picture, nothing written")
     k.add_argument("input", help="a .wvc file, or a folder written by compress")
-    k.add_argument("--against", metavar="SOURCE",
-                   help="also compare with the model it was made from: outputs on built-in probe inputs for an "
-                        ".onnx file or a Hugging Face folder, weight SNR per tensor for a checkpoint")
+    k.add_argument(
+        "--against",
+        metavar="SOURCE",
+        help="also compare with the model it was made from: outputs on built-in probe inputs for an "
+        ".onnx file or a Hugging Face folder, weight SNR per tensor for a checkpoint",
+    )
     k.add_argument("--json", action="store_true", help="print the result as JSON")
     k.set_defaults(run=cmd_check)
 
@@ -530,8 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _bench_missing(args: argparse.Namespace) -> int:
-    raise InputError("the benchmark harness is not installed; from a pyweightvc checkout: pip install ./bench "
-                     "(scripts/setup.sh does it)")
+    raise InputError("the benchmark harness is not installed; from a pyweightvc checkout: pip install ./bench (scripts/setup.sh does it)")
 
 
 def _fail(args: argparse.Namespace, message: str, code: int) -> int:

@@ -136,8 +136,7 @@ class BlobHeader:
 
 
 def _check_quant_args(bits: int, symmetric: bool, per_channel: bool, min_step: float = 0.0) -> None:
-    for name, value in (("bits", bits), ("symmetric", symmetric), ("per_channel", per_channel),
-                        ("min_step", min_step)):
+    for name, value in (("bits", bits), ("symmetric", symmetric), ("per_channel", per_channel), ("min_step", min_step)):
         check(name, value)
 
 
@@ -169,8 +168,15 @@ def _pack_header(
     version = 1 if rotation is None and not dense else 2
     parts = [
         _FIXED.pack(
-            MAGIC, version, dtype_code, bits, flags,
-            _QP_LOSSLESS if lossless else qp, PRESETS.index(preset), len(shape), *geometry,
+            MAGIC,
+            version,
+            dtype_code,
+            bits,
+            flags,
+            _QP_LOSSLESS if lossless else qp,
+            PRESETS.index(preset),
+            len(shape),
+            *geometry,
         ),
         struct.pack(f"<{len(shape)}Q", *shape),
         struct.pack("<I", scale.size),
@@ -178,7 +184,10 @@ def _pack_header(
         b"" if symmetric else zero_point.astype("<i4").tobytes(),  # symmetric: all zero
         struct.pack("<H", len(options)),
         options,
-        b"" if version == 1 else _ROTATION.pack(_ROTATION_NONE, 0, 0) if rotation is None
+        b""
+        if version == 1
+        else _ROTATION.pack(_ROTATION_NONE, 0, 0)
+        if rotation is None
         else _ROTATION.pack(_ROTATION_HADAMARD, rotation.block, rotation.seed),
     ]
     head = b"".join(parts)
@@ -186,8 +195,9 @@ def _pack_header(
     return head + struct.pack("<I", zlib.crc32(head))
 
 
-def _check_quantiser(dtype_code: int, bits: int, flags: int, qp: int, rows: int, scale: np.ndarray,
-                     zero_point: np.ndarray, rotation: Optional[Rotation]) -> None:
+def _check_quantiser(
+    dtype_code: int, bits: int, flags: int, qp: int, rows: int, scale: np.ndarray, zero_point: np.ndarray, rotation: Optional[Rotation]
+) -> None:
     """The quantiser fields of a header, against the rules of docs/format.md."""
     symmetric, per_channel = bool(flags & _FLAG_SYMMETRIC), bool(flags & _FLAG_PER_CHANNEL)
     lossless, dense = bool(flags & _FLAG_LOSSLESS), bool(flags & _FLAG_DENSE)
@@ -196,8 +206,10 @@ def _check_quantiser(dtype_code: int, bits: int, flags: int, qp: int, rows: int,
     if dense and not (lossless and bits < 8):
         raise FormatError(f"corrupted header: dense samples need lossless coding and bits < 8 (bits {bits})")
     if scale.size != (rows if per_channel else 1):
-        raise FormatError(f"corrupted header: {scale.size} quantisation parameters for "
-                          f"{'per-channel' if per_channel else 'per-tensor'} quantisation of {rows} rows")
+        raise FormatError(
+            f"corrupted header: {scale.size} quantisation parameters for "
+            f"{'per-channel' if per_channel else 'per-tensor'} quantisation of {rows} rows"
+        )
     with np.errstate(divide="ignore", over="ignore"):
         good = np.isfinite(scale) & (scale > 0) & np.isfinite(np.float32(1) / scale)
     if not good.all():
@@ -209,10 +221,10 @@ def _check_quantiser(dtype_code: int, bits: int, flags: int, qp: int, rows: int,
     if bad.any():
         i = int(np.argmax(bad))
         raise FormatError(f"corrupted header: zero_point[{i}] = {zero_point[i]} is outside {qmin}..{qmax} for {bits} bits")
-    if dtype_code == I8 and (bits != 8 or symmetric or per_channel or dense or rotation is not None
-                             or scale[0] != 1 or zero_point[0] != 0):
-        raise FormatError("corrupted header: int8 levels must be stored as they are (8 bits, asymmetric, "
-                          "per tensor, scale 1, zero point 0, not rotated)")
+    if dtype_code == I8 and (bits != 8 or symmetric or per_channel or dense or rotation is not None or scale[0] != 1 or zero_point[0] != 0):
+        raise FormatError(
+            "corrupted header: int8 levels must be stored as they are (8 bits, asymmetric, per tensor, scale 1, zero point 0, not rotated)"
+        )
 
 
 def _check_layout(rows: int, cols: int, geometry: list, payload_size: int) -> None:
@@ -222,17 +234,21 @@ def _check_layout(rows: int, cols: int, geometry: list, payload_size: int) -> No
     grid = []
     for n, tile, frame, side in ((rows, tile_h, frame_h, "rows"), (cols, tile_w, frame_w, "columns")):
         count = -(-n // tile) if tile else 0
-        if (not 1 <= tile <= min(n, MAX_FRAME_SIDE) or tile != -(-n // count)
-                or frame != max(tile, MIN_FRAME_SIDE) or count > MAX_TILES_PER_SIDE):
-            raise FormatError(f"corrupted header: tiles of {tile} and frames of {frame} do not cut {n} {side} "
-                              "as a writer does")
+        if (
+            not 1 <= tile <= min(n, MAX_FRAME_SIDE)
+            or tile != -(-n // count)
+            or frame != max(tile, MIN_FRAME_SIDE)
+            or count > MAX_TILES_PER_SIDE
+        ):
+            raise FormatError(f"corrupted header: tiles of {tile} and frames of {frame} do not cut {n} {side} as a writer does")
         grid.append(count)
     pictures = grid[0] * grid[1]
     if payload_size < MIN_PICTURE_BYTES * pictures:
         raise FormatError(f"corrupted header: {payload_size} payload bytes cannot hold {pictures} pictures")
     if rows * cols > MAX_ELEMENTS_PER_PAYLOAD_BYTE * payload_size:
-        raise FormatError(f"corrupted header: {rows * cols} elements in {payload_size} payload bytes "
-                          f"(at most {MAX_ELEMENTS_PER_PAYLOAD_BYTE} a byte)")
+        raise FormatError(
+            f"corrupted header: {rows * cols} elements in {payload_size} payload bytes (at most {MAX_ELEMENTS_PER_PAYLOAD_BYTE} a byte)"
+        )
 
 
 def read_header(blob: Any) -> BlobHeader:
@@ -249,8 +265,7 @@ def read_header(blob: Any) -> BlobHeader:
     if magic != MAGIC:
         raise FormatError(f"not a pyweightvc tensor blob (magic {bytes(magic)!r}, expected {MAGIC!r})")
     if version not in READABLE_VERSIONS:
-        raise FormatError(f"unsupported format version {version} (this build reads "
-                          f"{', '.join(map(str, READABLE_VERSIONS))})")
+        raise FormatError(f"unsupported format version {version} (this build reads {', '.join(map(str, READABLE_VERSIONS))})")
     pos = _FIXED.size
     if rank > MAX_RANK:
         raise FormatError(f"corrupted header: rank {rank} exceeds {MAX_RANK}")
@@ -309,9 +324,7 @@ def read_header(blob: Any) -> BlobHeader:
         else:
             rotation = Rotation(block, seed)
     if n - pos != payload_size:
-        raise FormatError(
-            f"truncated or padded blob: header announces {payload_size} payload bytes, {n - pos} present"
-        )
+        raise FormatError(f"truncated or padded blob: header announces {payload_size} payload bytes, {n - pos} present")
     _check_quantiser(dtype_code, bits, flags, qp, rows, scale, zero_point, rotation)
     _check_layout(rows, cols, geometry, payload_size)
     try:
@@ -409,17 +422,18 @@ class Encoder:
                 raise ValueError("int8 input is taken as levels as is and cannot be rotated: use rotate=False")
             block = rotation_block(m.data.shape[1])
             if block < 2:
-                raise ValueError(f"rotate needs an even number of columns; this tensor's matrix view "
-                                 f"{m.data.shape[0]} x {m.data.shape[1]} has an odd number")
+                raise ValueError(
+                    f"rotate needs an even number of columns; this tensor's matrix view "
+                    f"{m.data.shape[0]} x {m.data.shape[1]} has an odd number"
+                )
             rotation = Rotation(block, self.rotation_seed)
             data, data_code = rotate_forward(m.data, m.dtype_code, block, rotation.seed, self.threads), F32
-        scale, zero_point, symmetric = compute_params(data, data_code, self.bits, self.symmetric,
-                                                            self.per_channel, self.threads, self.min_step)
+        scale, zero_point, symmetric = compute_params(
+            data, data_code, self.bits, self.symmetric, self.per_channel, self.threads, self.min_step
+        )
         # lossless coding keeps narrow levels packed (no codec error to absorb): 2-3x fewer bits
         dense = self.lossless and self.bits < 8
-        payload, geometry = self._native.encode(
-            data, data_code, scale, zero_point, self.bits, symmetric, self.max_frame_side, dense
-        )
+        payload, geometry = self._native.encode(data, data_code, scale, zero_point, self.bits, symmetric, self.max_frame_side, dense)
         header = _pack_header(
             dtype_code=m.dtype_code,
             shape=m.shape,
@@ -475,8 +489,15 @@ class Decoder:
         payload = memoryview(blob).cast("B")[header.payload_offset :]
         try:
             self._native.decode(
-                payload, header.layout, header.scale, header.zero_point,
-                header.bits, header.symmetric, out2d, out_type, header.dense,
+                payload,
+                header.layout,
+                header.scale,
+                header.zero_point,
+                header.bits,
+                header.symmetric,
+                out2d,
+                out_type,
+                header.dense,
             )
         except ValueError as exc:  # read_header checks what the core checks: not reached by any header
             raise FormatError(f"corrupted header: the decoder refuses its fields ({exc})") from None
@@ -510,8 +531,7 @@ class Decoder:
         header = self._header(blob)
         levels = np.empty(header.shape, dtype=np.int8)
         self._run(blob, header, levels.reshape(matrix_dims(header.shape)), OUT_LEVELS)
-        return QuantizedTensor(levels, header.scale, header.zero_point, header.bits, header.symmetric,
-                               header.rotation)
+        return QuantizedTensor(levels, header.scale, header.zero_point, header.bits, header.symmetric, header.rotation)
 
 
 def encode(x: Any, qp: int = DEFAULT_QP, **options: Any) -> bytes:
@@ -531,7 +551,11 @@ def decode_int8(blob: Any, threads: Optional[int] = None) -> QuantizedTensor:
 
 
 def quantize(
-    x: Any, symmetric: bool = True, per_channel: bool = False, bits: int = 8, threads: Optional[int] = None,
+    x: Any,
+    symmetric: bool = True,
+    per_channel: bool = False,
+    bits: int = 8,
+    threads: Optional[int] = None,
     min_step: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Quantise to integer levels: returns (levels int8 with x's shape, scale float32,
@@ -544,15 +568,12 @@ def quantize(
     m = as_matrix(x)
     if m.dtype_code == I8:
         raise TypeError("input is already int8: nothing to quantise")
-    scale, zero_point, symmetric = compute_params(m.data, m.dtype_code, bits, symmetric, per_channel,
-                                                        nthreads, float(min_step))
+    scale, zero_point, symmetric = compute_params(m.data, m.dtype_code, bits, symmetric, per_channel, nthreads, float(min_step))
     levels = quantize_levels(m.data, m.dtype_code, scale, zero_point, bits, symmetric, nthreads)
     return levels.reshape(m.shape), scale, zero_point
 
 
-def dequantize(
-    levels: np.ndarray, scale: Any, zero_point: Any = 0, dtype: Any = np.float32, threads: Optional[int] = None
-) -> np.ndarray:
+def dequantize(levels: np.ndarray, scale: Any, zero_point: Any = 0, dtype: Any = np.float32, threads: Optional[int] = None) -> np.ndarray:
     """Values from levels: scale * (levels - zero_point), per tensor or per channel
     (axis 0); dtype float32 (default) or float16."""
     levels = np.asarray(levels)
@@ -574,8 +595,14 @@ def dequantize(
     rows, cols = matrix_dims(shape)
     out = np.empty(shape, dtype=dtype)
     dequantize_levels(
-        np.ascontiguousarray(levels).reshape(rows, cols), scale, zero_point, 8, False,
-        out.reshape(rows, cols), out_types[np.dtype(dtype)], native_threads(threads),
+        np.ascontiguousarray(levels).reshape(rows, cols),
+        scale,
+        zero_point,
+        8,
+        False,
+        out.reshape(rows, cols),
+        out_types[np.dtype(dtype)],
+        native_threads(threads),
     )
     return out
 
@@ -594,6 +621,16 @@ def lib_info() -> dict:
 
 
 __all__ = [
-    "Encoder", "Decoder", "QuantizedTensor", "Rotation", "BlobHeader", "encode", "decode", "decode_int8",
-    "quantize", "dequantize", "read_header", "lib_info",
+    "Encoder",
+    "Decoder",
+    "QuantizedTensor",
+    "Rotation",
+    "BlobHeader",
+    "encode",
+    "decode",
+    "decode_int8",
+    "quantize",
+    "dequantize",
+    "read_header",
+    "lib_info",
 ]

@@ -55,8 +55,16 @@ _CRC_LEAD = b'{"__metadata__":{"' + CRC_KEY.encode() + b'":"'
 _CRC_END = len(_CRC_LEAD) + 8  # the digits' closing quote; the CRC covers what follows it
 # dtypes a tensor can have in a .wvc file, with their item sizes
 RAW_DTYPES = {
-    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2,
-    "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1, "bool": 1,
+    "float64": 8,
+    "float32": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "int64": 8,
+    "int32": 4,
+    "int16": 2,
+    "int8": 1,
+    "uint8": 1,
+    "bool": 1,
 }
 # Lossless coder of int8 levels, chosen by measurement (docs/measurements.md): on the
 # conv kernels of MobileNetV2 / EfficientNet-Lite0, deflate-9 is within 0.7 % of
@@ -129,8 +137,11 @@ def warn_non_finite(name: str, x: Any) -> None:
     values = x.detach().cpu().float().numpy() if is_torch_tensor(x) else np.asarray(x)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
-        warnings.warn(f"tensor {name!r}: {bad.size} non-finite value(s), the first {values.flat[bad[0]]} at flat index "
-                      f"{bad[0]}; stored raw, exactly as given", stacklevel=3)
+        warnings.warn(
+            f"tensor {name!r}: {bad.size} non-finite value(s), the first {values.flat[bad[0]]} at flat index "
+            f"{bad[0]}; stored raw, exactly as given",
+            stacklevel=3,
+        )
 
 
 def _encode_tensor(x: Any, plan: TensorPlan, threads: Optional[int]) -> _Encoded:
@@ -144,15 +155,14 @@ def _encode_tensor(x: Any, plan: TensorPlan, threads: Optional[int]) -> _Encoded
         if resolve_rotate(x, plan, threads):
             quant["rotate"] = True  # recorded only when rotated: other entries read as before
         if plan.target_snr_db is not None or plan.target_bpw is not None:
-            blob, choice = encode_to_target(x, target_snr_db=plan.target_snr_db, target_bpw=plan.target_bpw,
-                                            preset=plan.preset, threads=threads, **quant)
-            target = {"target_snr_db": plan.target_snr_db} if plan.target_snr_db is not None \
-                else {"target_bpw": plan.target_bpw}
+            blob, choice = encode_to_target(
+                x, target_snr_db=plan.target_snr_db, target_bpw=plan.target_bpw, preset=plan.preset, threads=threads, **quant
+            )
+            target = {"target_snr_db": plan.target_snr_db} if plan.target_snr_db is not None else {"target_bpw": plan.target_bpw}
             # the QP the search chose is recorded like a fixed one, with the target beside it
             entry.update({"qp": choice.qp, "lossless": choice.qp is None, "preset": plan.preset, **quant, **target})
             return _Encoded(entry, blob)
-        enc = Encoder(plan.qp if plan.qp is not None else 0, lossless=plan.lossless, preset=plan.preset,
-                      threads=threads, **quant)
+        enc = Encoder(plan.qp if plan.qp is not None else 0, lossless=plan.lossless, preset=plan.preset, threads=threads, **quant)
         entry.update({"qp": plan.qp, "lossless": plan.lossless, "preset": plan.preset, **quant})
         return _Encoded(entry, enc.encode(x))
     # int8: the levels kept exactly, deflate-coded; scales and zero points first
@@ -181,8 +191,13 @@ def _header_bytes(header: dict) -> bytes:
 
 def library_metadata() -> dict:
     v = versions()
-    return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "pyweightvc": v["pyweightvc"],
-            "x265": v["x265"], "libde265": v["libde265"]}
+    return {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "pyweightvc": v["pyweightvc"],
+        "x265": v["x265"],
+        "libde265": v["libde265"],
+    }
 
 
 def save_file(
@@ -251,8 +266,7 @@ def save_file(
 
     for name in aliases:
         x = tensors[name]
-        encoded[name] = ({"dtype": dtype_name(x), "shape": list(_shape(x)), "storage": "alias",
-                          "alias_of": aliases[name]}, b"")
+        encoded[name] = ({"dtype": dtype_name(x), "shape": list(_shape(x)), "storage": "alias", "alias_of": aliases[name]}, b"")
     return write_file(path, [(name, *encoded[name]) for name in names], policy, user_meta)
 
 
@@ -279,8 +293,7 @@ def encode_tensor(name: str, x: Any, plan: TensorPlan, threads: Optional[int] = 
     return enc.entry, enc.data
 
 
-def write_file(path: str, parts: Sequence[tuple[str, dict, bytes]], policy: Policy,
-               metadata: Optional[Mapping[str, str]] = None) -> dict:
+def write_file(path: str, parts: Sequence[tuple[str, dict, bytes]], policy: Policy, metadata: Optional[Mapping[str, str]] = None) -> dict:
     """Write a .wvc file atomically from encoded tensors in file order: (name, entry,
     data) as :func:`encode_tensor` returns them, or an alias entry (``storage="alias"``,
     ``alias_of``) with no data. The same parts give the same bytes as :func:`save_file`
@@ -364,8 +377,9 @@ def load_json(raw: Any) -> Any:
     if depth > MAX_JSON_DEPTH:
         raise ContainerError(f"not a .wvc file: header nests {depth} deep (at most {MAX_JSON_DEPTH})")
     try:
-        return json.loads(raw.decode("utf-8"), parse_int=_json_int, parse_float=_json_float,
-                          parse_constant=_json_constant, object_pairs_hook=_json_object)
+        return json.loads(
+            raw.decode("utf-8"), parse_int=_json_int, parse_float=_json_float, parse_constant=_json_constant, object_pairs_hook=_json_object
+        )
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ContainerError(f"not a .wvc file: header is not JSON ({exc})") from None
     except RecursionError:  # not reached after the depth check; kept as a guard
@@ -395,11 +409,11 @@ def _parse_header(buf, file_size: int) -> tuple[dict, dict, int]:
         raise ContainerError("not a .wvc file: __metadata__ lacks format=pyweightvc")
     version = meta.get("format_version")
     if version not in READABLE_VERSIONS:
-        raise ContainerError(f"unsupported .wvc format version {version!r} (this build reads "
-                             f"{', '.join(READABLE_VERSIONS)})")
+        raise ContainerError(f"unsupported .wvc format version {version!r} (this build reads {', '.join(READABLE_VERSIONS)})")
     if (version != "1") != signed or (version == "1" and CRC_KEY in meta):
-        raise ContainerError(f"corrupted header: a version-{version} header "
-                             f"{'has no' if version == '1' else 'starts with its'} {CRC_KEY} field")
+        raise ContainerError(
+            f"corrupted header: a version-{version} header {'has no' if version == '1' else 'starts with its'} {CRC_KEY} field"
+        )
     data_start = 8 + n
     data_size = file_size - data_start
     spans = []
@@ -449,8 +463,7 @@ def _check_entry(name: str, e: Any, data_size: int) -> None:
     dtype, shape, storage = e.get("dtype"), e.get("shape"), e.get("storage")
     if not isinstance(dtype, str) or dtype not in RAW_DTYPES:
         raise _fail(name, f"unknown dtype {dtype!r}")
-    if (not isinstance(shape, list) or len(shape) > MAX_RANK
-            or not all(_is_int(d) and 0 <= d < 2**48 for d in shape)):
+    if not isinstance(shape, list) or len(shape) > MAX_RANK or not all(_is_int(d) and 0 <= d < 2**48 for d in shape):
         raise _fail(name, f"bad shape {shape!r}")
     numel = element_count(shape)
     if numel < 0:
@@ -462,9 +475,12 @@ def _check_entry(name: str, e: Any, data_size: int) -> None:
             raise _fail(name, f"alias_of {e.get('alias_of')!r} does not name a stored tensor")
         return
     offsets = e.get("data_offsets")
-    if (not isinstance(offsets, list) or len(offsets) != 2
-            or not all(_is_int(o) for o in offsets)
-            or not 0 <= offsets[0] <= offsets[1] <= data_size):
+    if (
+        not isinstance(offsets, list)
+        or len(offsets) != 2
+        or not all(_is_int(o) for o in offsets)
+        or not 0 <= offsets[0] <= offsets[1] <= data_size
+    ):
         raise _fail(name, f"data_offsets {offsets!r} outside the {data_size}-byte data section")
     if not _is_int(e.get("crc32")) or not 0 <= e["crc32"] < 2**32:
         raise _fail(name, f"bad crc32 {e.get('crc32')!r}")
@@ -495,14 +511,16 @@ def _check_int8_entry(name: str, e: dict, shape: list, numel: int, size: int) ->
     if not isinstance(e.get("symmetric"), bool):
         raise _fail(name, "missing symmetric flag")
     per_channel = e.get("per_channel")
-    if (not _is_int(params) or params not in (1, rows)
-            or (per_channel is not None and params != (rows if per_channel else 1))
-            or (e["coder"] == "zlib" and size < (4 if e["symmetric"] else 8) * params)):
+    if (
+        not _is_int(params)
+        or params not in (1, rows)
+        or (per_channel is not None and params != (rows if per_channel else 1))
+        or (e["coder"] == "zlib" and size < (4 if e["symmetric"] else 8) * params)
+    ):
         raise _fail(name, f"bad quantisation parameter count {params!r}")
     # the levels cannot inflate to more than MAX_DEFLATE_RATIO times the entry's bytes
     if numel > MAX_DEFLATE_RATIO * size:
-        raise _fail(name, f"{numel} levels cannot come out of {size} bytes of deflate data "
-                          f"(at most {MAX_DEFLATE_RATIO} a byte)")
+        raise _fail(name, f"{numel} levels cannot come out of {size} bytes of deflate data (at most {MAX_DEFLATE_RATIO} a byte)")
 
 
 def _inflate(name: str, what: str, data, size: int) -> tuple[bytes, bytes]:
@@ -610,8 +628,15 @@ class WvcFile:
         if list(h.shape) != e["shape"] or h.dtype != e["dtype"]:
             raise _fail(name, f"blob holds {h.dtype} {list(h.shape)}, header says {e['dtype']} {e['shape']}")
         # the entry's settings, where it records them, are the blob's
-        said = {"bits": h.bits, "symmetric": h.symmetric, "per_channel": h.per_channel, "lossless": h.lossless,
-                "qp": h.qp, "preset": h.preset, "rotate": h.rotation is not None}
+        said = {
+            "bits": h.bits,
+            "symmetric": h.symmetric,
+            "per_channel": h.per_channel,
+            "lossless": h.lossless,
+            "qp": h.qp,
+            "preset": h.preset,
+            "rotate": h.rotation is not None,
+        }
         for key, value in said.items():
             if e.get(key, False if key == "rotate" else value) != value:
                 raise _fail(name, f"the entry says {key}={e[key]!r}, its blob {value!r}")
@@ -670,8 +695,7 @@ class WvcFile:
         try:
             result, out2d, out_type = allocate_output(shape, code, like)
             rows, cols = matrix_dims(shape)
-            dequantize_levels(qt.levels.reshape(rows, cols), qt.scale, qt.zero_point, 8, False,
-                                    out2d, out_type, 0)
+            dequantize_levels(qt.levels.reshape(rows, cols), qt.scale, qt.zero_point, 8, False, out2d, out_type, 0)
         except ValueError as exc:
             raise _fail(name, str(exc)) from None
         return result

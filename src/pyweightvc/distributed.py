@@ -49,8 +49,16 @@ from .policy import Policy, TensorPlan
 
 # dtype codes of a safetensors header -> the dtype names of a .wvc file
 SAFETENSORS_DTYPES = {
-    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
 }
 LOCAL = "local"
 # no dashboard, and the scheduler's HTTP server (health, metrics) on a free port
@@ -92,8 +100,9 @@ def _need_dask() -> Any:
     try:
         import distributed
     except ImportError:
-        raise InputError("workers in other processes and Dask clusters need dask.distributed: "
-                         "pip install 'pyweightvc[distributed]'") from None
+        raise InputError(
+            "workers in other processes and Dask clusters need dask.distributed: pip install 'pyweightvc[distributed]'"
+        ) from None
     return distributed
 
 
@@ -114,8 +123,9 @@ def shard_tensors(path: str) -> list[tuple[str, str, tuple[int, ...]]]:
                 s = f.get_slice(name)
                 code = s.get_dtype()
                 if code not in SAFETENSORS_DTYPES:
-                    raise InputError(f"{path}: tensor {name!r}: unsupported tensor dtype {code}; supported: "
-                                     f"{', '.join(SAFETENSORS_DTYPES.values())}")
+                    raise InputError(
+                        f"{path}: tensor {name!r}: unsupported tensor dtype {code}; supported: {', '.join(SAFETENSORS_DTYPES.values())}"
+                    )
                 out.append((name, SAFETENSORS_DTYPES[code], tuple(int(d) for d in s.get_shape())))
             return out
     except (SafetensorError, OSError, TypeError, ValueError) as exc:
@@ -208,8 +218,15 @@ class _Dask:
         # it (dask_setup) and this process shuts them down
         cluster = None
         try:
-            cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, memory_limit=0,
-                                               silence_logs=logging.ERROR, preload=[__name__], **LOCAL_CLUSTER_OPTIONS)
+            cluster = distributed.LocalCluster(
+                n_workers=n,
+                threads_per_worker=1,
+                processes=True,
+                memory_limit=0,
+                silence_logs=logging.ERROR,
+                preload=[__name__],
+                **LOCAL_CLUSTER_OPTIONS,
+            )
             client = distributed.Client(cluster)
         except BaseException:
             if cluster is not None:
@@ -218,8 +235,7 @@ class _Dask:
         return cls(client, threads, cluster)
 
     def submit(self, task: Task, source: str, priority: int) -> Any:
-        return self.client.submit(encode_task, source, task.name, task.plan, self.threads, priority=priority,
-                                  pure=False)
+        return self.client.submit(encode_task, source, task.name, task.plan, self.threads, priority=priority, pure=False)
 
     def as_completed(self, futures: list) -> Iterator[Any]:
         from distributed import as_completed

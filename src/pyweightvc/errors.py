@@ -25,5 +25,4 @@ class Unreachable(ValueError):
     these settings; the message says how far off the nearest reachable point is."""
 
 
-__all__ = ["WeightVCError", "EncoderError", "DecoderError", "FormatError", "ContainerError", "InputError",
-           "Unreachable"]
+__all__ = ["WeightVCError", "EncoderError", "DecoderError", "FormatError", "ContainerError", "InputError", "Unreachable"]

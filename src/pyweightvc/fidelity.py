@@ -47,8 +47,7 @@ class OutputCheck:
     outputs: dict = field(default_factory=dict)  # output name -> its figures
 
     def text(self) -> str:
-        parts = [f"output check on {self.inputs} {self.probe}: cosine to the original {self.fidelity:.5f} "
-                 f"(worst input {self.worst:.5f})"]
+        parts = [f"output check on {self.inputs} {self.probe}: cosine to the original {self.fidelity:.5f} (worst input {self.worst:.5f})"]
         for name, o in self.outputs.items():
             extra = f", top-1 agreement {100 * o['top1_agreement']:.1f} %" if "top1_agreement" in o else ""
             parts.append(f"  {name}: cosine {o['cosine']:.5f}, relative error {o['relative_error']:.4g}{extra}")
@@ -62,8 +61,11 @@ def compare(reference: np.ndarray, output: np.ndarray) -> dict:
     b = np.asarray(output, np.float64).reshape(len(output), -1)
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     cos = np.where(norms > 0, (a * b).sum(1) / np.where(norms > 0, norms, 1), np.where((a == b).all(1), 1.0, 0.0))
-    out = {"cosine": float(cos.mean()), "worst": float(cos.min()),
-           "relative_error": float(np.linalg.norm(a - b)) / max(float(np.linalg.norm(a)), 1e-30)}
+    out = {
+        "cosine": float(cos.mean()),
+        "worst": float(cos.min()),
+        "relative_error": float(np.linalg.norm(a - b)) / max(float(np.linalg.norm(a)), 1e-30),
+    }
     ref, got = np.asarray(reference), np.asarray(output)
     if ref.ndim >= 2 and ref.shape[-1] > 1 and np.issubdtype(ref.dtype, np.floating):
         out["top1_agreement"] = float((ref.argmax(-1) == got.argmax(-1)).mean())
@@ -71,16 +73,14 @@ def compare(reference: np.ndarray, output: np.ndarray) -> dict:
 
 
 def _summary(probe: str, inputs: int, outputs: dict) -> OutputCheck:
-    return OutputCheck(probe, inputs, min(o["cosine"] for o in outputs.values()),
-                       min(o["worst"] for o in outputs.values()), outputs)
+    return OutputCheck(probe, inputs, min(o["cosine"] for o in outputs.values()), min(o["worst"] for o in outputs.values()), outputs)
 
 
 # ---------------------------------------------------------------------------
 # ONNX
 
 
-_ONNX_TO_NUMPY = {1: np.float32, 10: np.float16, 11: np.float64, 6: np.int32, 7: np.int64, 9: np.bool_, 2: np.uint8,
-                  3: np.int8}
+_ONNX_TO_NUMPY = {1: np.float32, 10: np.float16, 11: np.float64, 6: np.int32, 7: np.int64, 9: np.bool_, 2: np.uint8, 3: np.int8}
 
 
 def onnx_probe_inputs(model: Any, n: int = PROBE_INPUTS, seed: int = PROBE_SEED) -> tuple[str, list[dict]]:
@@ -99,8 +99,10 @@ def onnx_probe_inputs(model: Any, n: int = PROBE_INPUTS, seed: int = PROBE_SEED)
         dtype = _ONNX_TO_NUMPY.get(t.elem_type)
         if dtype is None:
             raise ValueError(f"ONNX input {inp.name!r}: element type {t.elem_type} has no probe inputs")
-        dims = [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (1 if i == 0 else UNKNOWN_DIM)
-                for i, d in enumerate(t.shape.dim)]
+        dims = [
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (1 if i == 0 else UNKNOWN_DIM)
+            for i, d in enumerate(t.shape.dim)
+        ]
         specs.append((inp.name, dtype, dims))
     kinds = set()
     sets = []
@@ -130,8 +132,11 @@ def _smooth_image(rng: np.random.Generator, dims: list) -> np.ndarray:
     out = np.empty(dims, np.float64)
     for i in range(n):
         for j in range(c):
-            f = sum(rng.uniform(0.2, 1) * np.sin(2 * math.pi * (rng.uniform(0.5, 4) * x + rng.uniform(0.5, 4) * y)
-                                                  + rng.uniform(0, 2 * math.pi)) for _ in range(3))
+            f = sum(
+                rng.uniform(0.2, 1)
+                * np.sin(2 * math.pi * (rng.uniform(0.5, 4) * x + rng.uniform(0.5, 4) * y) + rng.uniform(0, 2 * math.pi))
+                for _ in range(3)
+            )
             out[i, j] = f + 0.1 * rng.standard_normal((h, w))
     lo, hi = out.min(), out.max()
     return (out - lo) / (hi - lo) if hi > lo else np.zeros(dims)
@@ -236,14 +241,12 @@ class FolderProbe:
         own = self.model.state_dict()
         renamed = {_match_key(k, own): v for k, v in state.items()}
         try:
-            self.model.load_state_dict({k: self.torch.as_tensor(v) for k, v in renamed.items() if k is not None},
-                                       strict=False)
+            self.model.load_state_dict({k: self.torch.as_tensor(v) for k, v in renamed.items() if k is not None}, strict=False)
             got = self._embed()
         finally:
             self.model.load_state_dict(self.original)
         figures = {"sentence embedding": compare(self.reference, got)}
-        return _summary(f"built-in sentences (mean-pooled last hidden state, {self.model.config.model_type})",
-                        len(self.sentences), figures)
+        return _summary(f"built-in sentences (mean-pooled last hidden state, {self.model.config.model_type})", len(self.sentences), figures)
 
 
 def _match_key(key: str, own: Mapping[str, Any]) -> Optional[str]:
@@ -303,8 +306,14 @@ class FidelityResult:
     check: OutputCheck  # the output check of the file written
 
 
-def compress_onnx_for_fidelity(original: Any, path: str, target_fidelity: float, policy: Optional[Policy] = None,
-                               metadata: Optional[dict] = None, threads: Optional[int] = None) -> FidelityResult:
+def compress_onnx_for_fidelity(
+    original: Any,
+    path: str,
+    target_fidelity: float,
+    policy: Optional[Policy] = None,
+    metadata: Optional[dict] = None,
+    threads: Optional[int] = None,
+) -> FidelityResult:
     """The smallest .wvc file of an ONNX model whose outputs on the probe inputs keep
     a mean cosine of at least `target_fidelity` to the original's (the accuracy
     search of pyweightvc.search driven by the output check)."""
@@ -323,37 +332,51 @@ def compress_onnx_for_fidelity(original: Any, path: str, target_fidelity: float,
         model.ParseFromString(skeleton)
         return probe.check(wvc_onnx.rebuild(model, places, lambda key: state[key]))
 
-    result = _search(tensors, path, check, target_fidelity, policy,
-                     {**wvc_onnx.places_metadata(places), **(metadata or {})}, threads)
+    result = _search(tensors, path, check, target_fidelity, policy, {**wvc_onnx.places_metadata(places), **(metadata or {})}, threads)
     return FidelityResult(result, check(load_file(path)))
 
 
-def compress_folder_for_fidelity(src: str, dst: str, target_fidelity: float, policy: Optional[Policy] = None,
-                                 threads: Optional[int] = None) -> FidelityResult:
+def compress_folder_for_fidelity(
+    src: str, dst: str, target_fidelity: float, policy: Optional[Policy] = None, threads: Optional[int] = None
+) -> FidelityResult:
     """The same for a Hugging Face model folder of one .safetensors shard: the
     smallest shard whose model keeps the built-in sentences' embeddings at a mean
     cosine of at least `target_fidelity`."""
     shards = model_shards(src)
     if len(shards) != 1 or not is_transformers_folder(src):
-        raise InputError(f"{src}: --target-fidelity takes a model folder with config.json and one "
-                         f".safetensors shard ({len(shards)} here)")
+        raise InputError(f"{src}: --target-fidelity takes a model folder with config.json and one .safetensors shard ({len(shards)} here)")
     probe = FolderProbe(src)
     shard = shards[0]
     target = shard[: -len(SAFETENSORS_SUFFIX)] + ".wvc"
     ckpt = load_checkpoint(os.path.join(src, shard))
     os.makedirs(dst, exist_ok=True)
     metadata = {"source": shard, "source_kind": ckpt.kind, **ckpt.metadata}
-    result = _search(ckpt.tensors, os.path.join(dst, target), probe.check, target_fidelity, policy or Policy(),
-                     metadata, threads, like="torch")
+    result = _search(
+        ckpt.tensors, os.path.join(dst, target), probe.check, target_fidelity, policy or Policy(), metadata, threads, like="torch"
+    )
     finish_folder(src, dst, {target: shard})
     return FidelityResult(result, probe.check(load_file(os.path.join(dst, target), like="torch")))
 
 
-def _search(tensors: Mapping[str, Any], path: str, check: Callable[[Any], OutputCheck], target_fidelity: float,
-            policy: Policy, metadata: dict, threads: Optional[int], like: str = "numpy") -> AccuracyResult:
-    if isinstance(target_fidelity, bool) or not isinstance(target_fidelity, (int, float)) \
-            or not 0 < target_fidelity <= 1:
+def _search(
+    tensors: Mapping[str, Any],
+    path: str,
+    check: Callable[[Any], OutputCheck],
+    target_fidelity: float,
+    policy: Policy,
+    metadata: dict,
+    threads: Optional[int],
+    like: str = "numpy",
+) -> AccuracyResult:
+    if isinstance(target_fidelity, bool) or not isinstance(target_fidelity, (int, float)) or not 0 < target_fidelity <= 1:
         raise ValueError(f"target_fidelity must be a cosine in (0, 1], got {target_fidelity!r}")
-    return save_file_for_accuracy(tensors, path, lambda state: check(state).fidelity, 1.0 - target_fidelity,
-                                  policy=policy, metadata={**metadata, "target_fidelity": repr(target_fidelity)},
-                                  threads=threads, like=like)
+    return save_file_for_accuracy(
+        tensors,
+        path,
+        lambda state: check(state).fidelity,
+        1.0 - target_fidelity,
+        policy=policy,
+        metadata={**metadata, "target_fidelity": repr(target_fidelity)},
+        threads=threads,
+        like=like,
+    )

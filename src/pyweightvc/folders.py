@@ -69,8 +69,7 @@ def load_checkpoint(path: str) -> Checkpoint:
         tensors, st_meta = _load_safetensors(path)
         return Checkpoint(_supported(tensors, path), "safetensors", {SAFETENSORS_META_KEY: json.dumps(st_meta or {}, sort_keys=True)})
     if not path.endswith(CHECKPOINT_SUFFIXES):
-        raise InputError(f"{path}: unknown checkpoint type; expected {', '.join(CHECKPOINT_SUFFIXES)} "
-                         f"or {SAFETENSORS_SUFFIX}")
+        raise InputError(f"{path}: unknown checkpoint type; expected {', '.join(CHECKPOINT_SUFFIXES)} or {SAFETENSORS_SUFFIX}")
     try:
         import torch
     except ImportError:
@@ -87,8 +86,7 @@ def load_checkpoint(path: str) -> Checkpoint:
             f"(only tensors and plain containers are read, torch.load(weights_only=True)): {forbidden[0]}"
         ) from None
     except Exception:  # zip, EOF, magic-number errors differ across torch versions
-        raise InputError(f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle "
-                         f"that torch.load can read)") from None
+        raise InputError(f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle that torch.load can read)") from None
     tensors, kind = _state_dict_of(obj, path)
     return Checkpoint(_supported(tensors, path), kind, {})
 
@@ -144,21 +142,28 @@ def checkpoint_elements(path: str) -> int:
         return sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys())
 
 
-def compress_checkpoint(src: str, dst: str, policy: Optional[Policy] = None, *, threads: Optional[int] = None,
-                        target_size: Optional[int] = None, progress: Progress = None,
-                        checkpoint: Optional[Checkpoint] = None) -> dict:
+def compress_checkpoint(
+    src: str,
+    dst: str,
+    policy: Optional[Policy] = None,
+    *,
+    threads: Optional[int] = None,
+    target_size: Optional[int] = None,
+    progress: Progress = None,
+    checkpoint: Optional[Checkpoint] = None,
+) -> dict:
     """One checkpoint file (or an already loaded `checkpoint`) to a .wvc file; with
     `target_size`, the file fits in that many bytes (:func:`pyweightvc.search.save_file_to_size`).
     Returns the header written."""
     ckpt = checkpoint or load_checkpoint(src)
     metadata = {"source": os.path.basename(src), "source_kind": ckpt.kind, **ckpt.metadata}
     if target_size is not None:
+
         def each(name: str) -> None:
             if progress:
                 progress(name, math.prod(ckpt.tensors[name].shape))
 
-        return save_file_to_size(ckpt.tensors, dst, target_size, policy=policy, metadata=metadata, threads=threads,
-                                 progress=each)
+        return save_file_to_size(ckpt.tensors, dst, target_size, policy=policy, metadata=metadata, threads=threads, progress=each)
     return save_file(ckpt.tensors, dst, policy=policy, threads=threads, metadata=metadata, progress=progress)
 
 
@@ -205,8 +210,7 @@ def decompress_checkpoint(src: str, dst: str, threads: Optional[int] = None) -> 
 _ST_CODES = {name: code for code, name in SAFETENSORS_DTYPES.items()}
 
 
-def _stream_safetensors(src: str, dst: str, st_meta: Optional[str], pool: ThreadPoolExecutor,
-                        stop: threading.Event) -> int:
+def _stream_safetensors(src: str, dst: str, st_meta: Optional[str], pool: ThreadPoolExecutor, stop: threading.Event) -> int:
     """Decode a .wvc file into a .safetensors file (torch dtypes, bfloat16 kept)
     without holding it in memory: the header first, from the .wvc header, then each
     tensor decoded by a task of `pool` (one decoder thread each, largest first) and
@@ -295,9 +299,18 @@ def folder_elements(folder: str) -> int:
     return sum(checkpoint_elements(os.path.join(folder, s)) for s in model_shards(folder))
 
 
-def compress_folder(src: str, dst: str, policy: Optional[Policy] = None, *, threads: Optional[int] = None,
-                    progress: Progress = None, client: Any = None, scheduler: Optional[str] = None,
-                    workers: Optional[int] = None, resume: bool = False) -> FolderResult:
+def compress_folder(
+    src: str,
+    dst: str,
+    policy: Optional[Policy] = None,
+    *,
+    threads: Optional[int] = None,
+    progress: Progress = None,
+    client: Any = None,
+    scheduler: Optional[str] = None,
+    workers: Optional[int] = None,
+    resume: bool = False,
+) -> FolderResult:
     """A model folder (sharded or not): each .safetensors shard becomes a .wvc file;
     every other file is copied; the manifest is written last, so a folder without
     one is incomplete.
@@ -336,8 +349,7 @@ def compress_folder(src: str, dst: str, policy: Optional[Policy] = None, *, thre
     def written(job: ShardJob, header: dict) -> None:
         headers[os.path.basename(job.source)] = header
 
-    compress_shards(jobs, policy, client=client, scheduler=scheduler, workers=workers, threads=threads,
-                    progress=progress, written=written)
+    compress_shards(jobs, policy, client=client, scheduler=scheduler, workers=workers, threads=threads, progress=progress, written=written)
     finish_folder(src, dst, manifest)
     size = sum(os.path.getsize(os.path.join(dst, target)) for target in manifest)
     merged = {f"{shard}:{k}": v for shard in shards for k, v in headers[shard].items()}
@@ -366,8 +378,7 @@ def _shard_metadata(path: str) -> dict:
             st_meta = f.metadata()
     except (SafetensorError, OSError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: not a readable .safetensors file ({exc})") from None
-    return {"source": os.path.basename(path), "source_kind": "safetensors",
-            SAFETENSORS_META_KEY: json.dumps(st_meta or {}, sort_keys=True)}
+    return {"source": os.path.basename(path), "source_kind": "safetensors", SAFETENSORS_META_KEY: json.dumps(st_meta or {}, sort_keys=True)}
 
 
 def _finished_shard(job: ShardJob, policy: Policy) -> Optional[dict]:
@@ -430,12 +441,16 @@ def read_manifest(folder: str) -> dict:
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: unreadable manifest ({exc})") from None
     shards = manifest.get("shards") if isinstance(manifest, dict) else None
-    if not isinstance(shards, dict) or manifest.get("format") != MANIFEST_FORMAT \
-            or manifest.get("version") != MANIFEST_VERSION:
+    if not isinstance(shards, dict) or manifest.get("format") != MANIFEST_FORMAT or manifest.get("version") != MANIFEST_VERSION:
         raise InputError(f"{path}: not a {MANIFEST_FORMAT} manifest of version {MANIFEST_VERSION}")
     for wvc_name, st_name in shards.items():
-        if not isinstance(st_name, str) or os.sep in wvc_name or os.sep in st_name \
-                or not wvc_name.endswith(".wvc") or not st_name.endswith(SAFETENSORS_SUFFIX):
+        if (
+            not isinstance(st_name, str)
+            or os.sep in wvc_name
+            or os.sep in st_name
+            or not wvc_name.endswith(".wvc")
+            or not st_name.endswith(SAFETENSORS_SUFFIX)
+        ):
             raise InputError(f"{path}: bad shard entry {wvc_name!r}: {st_name!r}")
     return shards
 
@@ -448,8 +463,7 @@ def decompress_folder(src: str, dst: str, threads: Optional[int] = None) -> tupl
     try:
         import torch  # noqa: F401
     except ImportError:
-        count = sum(decompress_checkpoint(os.path.join(src, w), os.path.join(dst, s), threads)
-                    for w, s in shards.items())
+        count = sum(decompress_checkpoint(os.path.join(src, w), os.path.join(dst, s), threads) for w, s in shards.items())
     else:
         count = _decompress_shards(src, dst, shards, threads)
     _copy_other_files(src, dst, skip=lambda n: n in shards or n == FOLDER_MANIFEST)
@@ -464,6 +478,7 @@ def _decompress_shards(src: str, dst: str, shards: dict, threads: Optional[int])
     is removed before this returns."""
     stop = threading.Event()
     with ThreadPoolExecutor(threads or local_cores()) as pool, ThreadPoolExecutor(2) as shard_pool:
+
         def one(wvc_name: str, st_name: str) -> int:
             path = os.path.join(src, wvc_name)
             with safe_open(path) as f:

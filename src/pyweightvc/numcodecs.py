@@ -23,10 +23,16 @@ from .settings import DEFAULT_PRESET, DEFAULT_QP
 class PyWeightVC(Codec):
     codec_id = "pyweightvc"
 
-    def __init__(self, qp: int = DEFAULT_QP, lossless: bool = False, bits: int = 8, symmetric: bool = True,
-                 per_channel: bool = False, preset: str = DEFAULT_PRESET):
-        self._encoder = Encoder(qp, lossless=lossless, bits=bits, symmetric=symmetric,
-                                per_channel=per_channel, preset=preset)
+    def __init__(
+        self,
+        qp: int = DEFAULT_QP,
+        lossless: bool = False,
+        bits: int = 8,
+        symmetric: bool = True,
+        per_channel: bool = False,
+        preset: str = DEFAULT_PRESET,
+    ):
+        self._encoder = Encoder(qp, lossless=lossless, bits=bits, symmetric=symmetric, per_channel=per_channel, preset=preset)
         self.qp, self.lossless, self.bits = qp, lossless, bits
         self.symmetric, self.per_channel, self.preset = symmetric, per_channel, preset
 
@@ -43,17 +49,28 @@ class PyWeightVC(Codec):
         result = Decoder().decode(np.ascontiguousarray(data))
         if out is not None:
             expected = ensure_contiguous_ndarray_like(out)
-            if result.nbytes != expected.nbytes or (expected.dtype != object and expected.dtype.itemsize
-                                                   and result.nbytes % expected.dtype.itemsize):
-                raise FormatError(f"the chunk decodes to {result.dtype} {result.shape} ({result.nbytes} bytes); "
-                                  f"out holds {expected.nbytes} bytes")
+            if result.nbytes != expected.nbytes or (
+                expected.dtype != object and expected.dtype.itemsize and result.nbytes % expected.dtype.itemsize
+            ):
+                raise FormatError(
+                    f"the chunk decodes to {result.dtype} {result.shape} ({result.nbytes} bytes); out holds {expected.nbytes} bytes"
+                )
             return ndarray_copy(result, out)
         return result
 
     def get_config(self):
-        return {"id": self.codec_id, "qp": self.qp, "lossless": self.lossless, "bits": self.bits,
-                "symmetric": self.symmetric, "per_channel": self.per_channel, "preset": self.preset}
+        return {
+            "id": self.codec_id,
+            "qp": self.qp,
+            "lossless": self.lossless,
+            "bits": self.bits,
+            "symmetric": self.symmetric,
+            "per_channel": self.per_channel,
+            "preset": self.preset,
+        }
 
     def __repr__(self):
-        return (f"PyWeightVC(qp={self.qp}, lossless={self.lossless}, bits={self.bits}, symmetric={self.symmetric}, "
-                f"per_channel={self.per_channel}, preset={self.preset!r})")
+        return (
+            f"PyWeightVC(qp={self.qp}, lossless={self.lossless}, bits={self.bits}, symmetric={self.symmetric}, "
+            f"per_channel={self.per_channel}, preset={self.preset!r})"
+        )

@@ -59,15 +59,16 @@ def _check_references(model: onnx.ModelProto) -> None:
     for node in graph.node:
         missing = [i for i in node.input if i not in known]
         if missing:
-            raise ValueError(f"node {node.name or node.op_type!r} ({node.op_type}) uses {missing}, "
-                             "which no graph input, initializer or earlier node provides")
+            raise ValueError(
+                f"node {node.name or node.op_type!r} ({node.op_type}) uses {missing}, "
+                "which no graph input, initializer or earlier node provides"
+            )
         known.update(node.output)
 
 
 def _strip(t: TensorProto) -> None:
     """Clear a tensor's data in place, keeping name, type and dims."""
-    for field in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data",
-                  "string_data", "external_data"):
+    for field in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data", "string_data", "external_data"):
         t.ClearField(field)
     t.data_location = TensorProto.DEFAULT
 
@@ -118,8 +119,9 @@ def places_metadata(places: list) -> dict:
     return {"onnx_tensors": json.dumps(places)}
 
 
-def compress(model_or_path: Any, path: str, qp: int = DEFAULT_QP, policy: Optional[Policy] = None,
-             metadata: Optional[dict] = None, **options: Any) -> dict:
+def compress(
+    model_or_path: Any, path: str, qp: int = DEFAULT_QP, policy: Optional[Policy] = None, metadata: Optional[dict] = None, **options: Any
+) -> dict:
     """Compress an ONNX model (path or ModelProto) into a .wvc file; returns its header.
     Options: threads, and progress(name, elements) called as the weights are done
     (those left in the graph at the end, in one call): :func:`float_elements` in all."""
@@ -145,8 +147,11 @@ def float_elements(model: onnx.ModelProto) -> int:
     total = sum(int(np.prod(t.dims)) for t in model.graph.initializer if t.data_type in _FLOAT_TYPES)
     for node in model.graph.node:
         if node.op_type == "Constant":
-            total += sum(int(np.prod(a.t.dims)) for a in node.attribute
-                         if a.name == "value" and a.type == onnx.AttributeProto.TENSOR and a.t.data_type in _FLOAT_TYPES)
+            total += sum(
+                int(np.prod(a.t.dims))
+                for a in node.attribute
+                if a.name == "value" and a.type == onnx.AttributeProto.TENSOR and a.t.data_type in _FLOAT_TYPES
+            )
     return total
 
 
@@ -181,12 +186,15 @@ def _places(f: WvcFile, inits: dict, consts: dict, format: str) -> list:
     places = load_json(f.metadata().get("onnx_tensors", "[]"))
     if not isinstance(places, list):
         raise ContainerError("onnx_tensors is not a list")
-    if len({(p[1], p[2]) for p in places if isinstance(p, list) and len(p) == 3 and all(isinstance(q, str) for q in p)}) \
-            != len(places):
+    if len({(p[1], p[2]) for p in places if isinstance(p, list) and len(p) == 3 and all(isinstance(q, str) for q in p)}) != len(places):
         raise ContainerError("onnx_tensors: a tensor of the model is listed twice, or a place is malformed")
     for place in places:
-        if (not isinstance(place, list) or len(place) != 3 or not all(isinstance(p, str) for p in place)
-                or place[1] not in ("initializer", "constant")):
+        if (
+            not isinstance(place, list)
+            or len(place) != 3
+            or not all(isinstance(p, str) for p in place)
+            or place[1] not in ("initializer", "constant")
+        ):
             raise ContainerError(f"onnx_tensors: bad place {place!r}")
         key, kind, where = place
         if key not in f.keys() or key == MODEL_KEY:
@@ -226,8 +234,13 @@ def decompress(path: str, format: str = "float") -> onnx.ModelProto:
         return rebuild(model, places, f.get_tensor, f.get_int8, format)
 
 
-def rebuild(model: onnx.ModelProto, places: list, get_tensor: Callable[[str], np.ndarray],
-            get_int8: Optional[Callable[[str], Any]] = None, format: str = "float") -> onnx.ModelProto:
+def rebuild(
+    model: onnx.ModelProto,
+    places: list,
+    get_tensor: Callable[[str], np.ndarray],
+    get_int8: Optional[Callable[[str], Any]] = None,
+    format: str = "float",
+) -> onnx.ModelProto:
     """The model from its stripped graph (changed in place) and its extracted tensors
     (get_tensor(key) -> decoded values; get_int8(key) -> levels and scales, for
     format="qdq"); places as extract gives them or decompress has checked them."""
@@ -257,7 +270,7 @@ def rebuild(model: onnx.ModelProto, places: list, get_tensor: Callable[[str], np
         if t.data_type != TensorProto.FLOAT:
             raise InputError(f"qdq export needs float32 weights (tensor {where!r} is {_FLOAT_TYPES[t.data_type]})")
         if get_int8 is None:
-            raise ValueError("format=\"qdq\" needs the tensors' integer levels (get_int8)")
+            raise ValueError('format="qdq" needs the tensors\' integer levels (get_int8)')
         qt = get_int8(key)
         if qt.rotation is not None:  # rotated levels need rotated inputs: this weight goes out as floats
             t.CopyFrom(_float_tensor(t.name, get_tensor(key), t.data_type))
@@ -267,8 +280,7 @@ def rebuild(model: onnx.ModelProto, places: list, get_tensor: Callable[[str], np
         t.CopyFrom(numpy_helper.from_array(qt.levels, q_name))
         scale = qt.scale if per_channel else qt.scale.reshape(())
         zero = qt.zero_point.astype(np.int8) if per_channel else qt.zero_point.astype(np.int8).reshape(())
-        model.graph.initializer.extend([numpy_helper.from_array(scale.astype(np.float32), s_name),
-                                        numpy_helper.from_array(zero, z_name)])
+        model.graph.initializer.extend([numpy_helper.from_array(scale.astype(np.float32), s_name), numpy_helper.from_array(zero, z_name)])
         node = helper.make_node("DequantizeLinear", [q_name, s_name, z_name], [where], name=f"{where}_dequantize")
         if per_channel:
             node.attribute.append(helper.make_attribute("axis", 0))
@@ -284,7 +296,12 @@ def save(model: onnx.ModelProto, path: str, data_location: Optional[str] = None)
     """Write a model, with its weights in a side file (default: PATH.data beside it)
     when it exceeds protobuf's 2 GB."""
     if model.ByteSize() > _TWO_GB:
-        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=data_location or os.path.basename(path) + ".data")
+        onnx.save_model(
+            model,
+            path,
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=data_location or os.path.basename(path) + ".data",
+        )
     else:
         onnx.save_model(model, path)

@@ -44,8 +44,19 @@ from typing import Any, Callable, Optional
 from .settings import DEFAULT_PRESET, DEFAULT_QP, STORAGES, check
 
 KINDS = ("linear", "conv", "vector", "small", "other")
-SETTING_KEYS = ("storage", "qp", "lossless", "bits", "symmetric", "per_channel", "min_step", "preset",
-                "target_snr_db", "target_bpw", "rotate")
+SETTING_KEYS = (
+    "storage",
+    "qp",
+    "lossless",
+    "bits",
+    "symmetric",
+    "per_channel",
+    "min_step",
+    "preset",
+    "target_snr_db",
+    "target_bpw",
+    "rotate",
+)
 TARGET_KEYS = ("target_snr_db", "target_bpw")
 QUANTIZABLE_DTYPES = ("float32", "float16", "bfloat16")
 DEFAULT_MIN_ELEMENTS = 1024
@@ -139,8 +150,7 @@ class Policy:
     """Decides a :class:`TensorPlan` per tensor; see the module docstring."""
 
     # the constructor's settings besides overrides, in order: with_overrides and to_json use them
-    FIELDS = ("qp", "lossless", "preset", "min_elements", "conv_storage", "per_channel", "target_snr_db",
-              "target_bpw", "rotate")
+    FIELDS = ("qp", "lossless", "preset", "min_elements", "conv_storage", "per_channel", "target_snr_db", "target_bpw", "rotate")
 
     def __init__(
         self,
@@ -201,12 +211,21 @@ class Policy:
     def _default(self, kind: str) -> TensorPlan:
         if kind == "linear":
             targeted = self.target_snr_db is not None or self.target_bpw is not None
-            return TensorPlan("hevc", kind, qp=None if self.lossless or targeted else self.qp, lossless=self.lossless,
-                              per_channel=self.per_channel, preset=self.preset, target_snr_db=self.target_snr_db,
-                              target_bpw=self.target_bpw, rotate=self.rotate)
+            return TensorPlan(
+                "hevc",
+                kind,
+                qp=None if self.lossless or targeted else self.qp,
+                lossless=self.lossless,
+                per_channel=self.per_channel,
+                preset=self.preset,
+                target_snr_db=self.target_snr_db,
+                target_bpw=self.target_bpw,
+                rotate=self.rotate,
+            )
         if kind == "conv":
-            return TensorPlan(self.conv_storage, kind, lossless=self.conv_storage == "hevc",
-                              per_channel=self.per_channel, preset=self.preset)
+            return TensorPlan(
+                self.conv_storage, kind, lossless=self.conv_storage == "hevc", per_channel=self.per_channel, preset=self.preset
+            )
         return TensorPlan("raw", kind)
 
     def plan(self, name: str, dtype: str, shape: tuple[int, ...]) -> TensorPlan:
@@ -223,20 +242,20 @@ class Policy:
             return plan
         storage = settings.get("storage", plan.storage)
         if storage != "raw" and dtype not in QUANTIZABLE_DTYPES:
-            raise ValueError(
-                f"tensor {name!r} ({dtype}) can only be stored raw; quantised storage takes {', '.join(QUANTIZABLE_DTYPES)}"
-            )
+            raise ValueError(f"tensor {name!r} ({dtype}) can only be stored raw; quantised storage takes {', '.join(QUANTIZABLE_DTYPES)}")
         merged = {k: v for k, v in settings.items() if k != "storage"}
         if "min_step" in merged:
             merged["min_step"] = float(merged["min_step"])
         if storage == "raw":
             if merged.get("min_step"):
-                raise ValueError(f"tensor {name!r}: min_step applies to quantised storage (hevc, int8), not raw; "
-                                 f"match the quantised tensors only, e.g. kind:conv or kind:linear")
+                raise ValueError(
+                    f"tensor {name!r}: min_step applies to quantised storage (hevc, int8), not raw; "
+                    f"match the quantised tensors only, e.g. kind:conv or kind:linear"
+                )
             merged["min_step"] = 0.0
         if storage != "hevc":
             if merged.get("rotate"):
-                raise ValueError(f"tensor {name!r}: rotate applies to storage \"hevc\" only, not {storage!r}")
+                raise ValueError(f'tensor {name!r}: rotate applies to storage "hevc" only, not {storage!r}')
             merged["rotate"] = False
         chooser: dict[str, Any] = {"qp": None, "lossless": False, "target_snr_db": None, "target_bpw": None}
         if storage == "hevc":
@@ -245,8 +264,7 @@ class Policy:
             if merged.get("qp") is not None or merged.get("lossless") or any(merged.get(t) is not None for t in TARGET_KEYS):
                 chooser.update({k: merged[k] for k in chooser if k in merged})
             elif plan.storage == "hevc":
-                chooser.update(qp=plan.qp, lossless=plan.lossless, target_snr_db=plan.target_snr_db,
-                               target_bpw=plan.target_bpw)
+                chooser.update(qp=plan.qp, lossless=plan.lossless, target_snr_db=plan.target_snr_db, target_bpw=plan.target_bpw)
             else:
                 chooser["qp"] = self.qp
             if chooser["lossless"] or chooser["target_snr_db"] is not None or chooser["target_bpw"] is not None:
@@ -254,8 +272,9 @@ class Policy:
         elif storage == "int8":
             # kept levels: a weight-SNR target sets their step (targets.step_for_snr); nothing else applies
             if merged.get("qp") is not None or merged.get("lossless") or merged.get("target_bpw") is not None:
-                raise ValueError(f"tensor {name!r}: storage \"int8\" keeps the levels exactly; of qp, lossless and "
-                                 f"the targets it takes target_snr_db only")
+                raise ValueError(
+                    f'tensor {name!r}: storage "int8" keeps the levels exactly; of qp, lossless and the targets it takes target_snr_db only'
+                )
             chooser["target_snr_db"] = merged.get("target_snr_db", plan.target_snr_db)
         merged.update(chooser)
         return replace(plan, storage=storage, **merged)

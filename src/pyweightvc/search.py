@@ -36,8 +36,7 @@ def _cached_curve(cache: Optional[dict], name: str, x: Any, plan: TensorPlan, th
     """The tensor's probe curve for the plan's settings (over QPs, or over steps for
     a lossless plan), from the cache when there, as a copy (callers correct curves
     in place)."""
-    key = (name, plan.preset, plan.bits, plan.symmetric, plan.per_channel, plan.min_step, plan.rotate,
-           plan.lossless)
+    key = (name, plan.preset, plan.bits, plan.symmetric, plan.per_channel, plan.min_step, plan.rotate, plan.lossless)
     curve = cache.get(key) if cache is not None else None
     if curve is None:
         rotate = resolve_rotate(x, plan, threads)
@@ -52,8 +51,7 @@ def _cached_curve(cache: Optional[dict], name: str, x: Any, plan: TensorPlan, th
     return Curve(curve.elements, curve.qps.copy(), curve.bpw.copy(), curve.snr_db.copy(), curve.rotate, curve.step)
 
 
-def allocate_qps(curves: dict, budget_bytes: float, sensitivity: Optional[dict] = None,
-                 coarsest: Optional[dict] = None) -> dict:
+def allocate_qps(curves: dict, budget_bytes: float, sensitivity: Optional[dict] = None, coarsest: Optional[dict] = None) -> dict:
     """QP per tensor minimising the sum over tensors of sensitivity x relative noise
     energy (elements x 10^(-SNR/10)) with the predicted bytes within the budget:
     every tensor takes the QP where its rate-distortion slope equals one common
@@ -76,8 +74,9 @@ def allocate_qps(curves: dict, budget_bytes: float, sensitivity: Optional[dict] 
 
     smallest = sum(size.min() for _, _, size in table.values())
     if smallest > budget_bytes:
-        raise Unreachable(f"the coded tensors need at least about {smallest:,.0f} bytes at their coarsest QPs; "
-                         f"the budget leaves them {budget_bytes:,.0f}")
+        raise Unreachable(
+            f"the coded tensors need at least about {smallest:,.0f} bytes at their coarsest QPs; the budget leaves them {budget_bytes:,.0f}"
+        )
     lo, hi = 1e-15, 1e15  # multiplier: small spends bytes freely, large saves them
     if pick(lo)[1] <= budget_bytes:
         return pick(lo)[0]
@@ -92,10 +91,17 @@ def allocate_qps(curves: dict, budget_bytes: float, sensitivity: Optional[dict] 
     return pick(hi)[0]
 
 
-def save_file_to_size(tensors: Mapping[str, Any], path: str, target_bytes: int, policy: Optional[Policy] = None,
-                      sensitivity: Optional[dict] = None,
-                      metadata: Optional[dict] = None, threads: Optional[int] = None, progress=None,
-                      curve_cache: Optional[dict] = None) -> dict:
+def save_file_to_size(
+    tensors: Mapping[str, Any],
+    path: str,
+    target_bytes: int,
+    policy: Optional[Policy] = None,
+    sensitivity: Optional[dict] = None,
+    metadata: Optional[dict] = None,
+    threads: Optional[int] = None,
+    progress=None,
+    curve_cache: Optional[dict] = None,
+) -> dict:
     """Write a .wvc file of at most `target_bytes` bytes: the policy's lossy HEVC
     tensors get a QP each from :func:`allocate_qps` over their probe curves; the
     file is then written, measured, and the allocation corrected with the real
@@ -141,8 +147,9 @@ def save_file_to_size(tensors: Mapping[str, Any], path: str, target_bytes: int, 
                     c.bpw = c.bpw * (actual[n] / predicted)
             fixed = size - sum(actual.values())
             if fixed >= target_bytes:
-                raise Unreachable(f"the tensors not coded lossy and the file header alone take {fixed:,} bytes, "
-                                 f"over the target of {target_bytes:,}")
+                raise Unreachable(
+                    f"the tensors not coded lossy and the file header alone take {fixed:,} bytes, over the target of {target_bytes:,}"
+                )
             new = allocate_qps(curves, target_bytes - fixed, sensitivity)
             if attempt >= SIZE_ROUNDS // 2 and size > target_bytes:  # corrections did not converge: step up
                 new = {n: min(51, max(new[n], qps[n] + 1)) for n in new}
@@ -190,7 +197,6 @@ def sensitivity_groups(curves: Mapping[str, Curve], share: float = ALLOCATE_GROU
     return [[n] for n in alone] + ([rest] if rest else [])
 
 
-
 @dataclass
 class Evaluation:
     """One file the accuracy search wrote and scored."""
@@ -224,20 +230,33 @@ class AccuracySearch:
     arguments. Phases: :meth:`shared_target`, then optionally
     :meth:`measured_allocation` and :meth:`step_floor`; :meth:`run` does them all."""
 
-    def __init__(self, tensors: Mapping[str, Any], path: str, evaluate: Callable[[Mapping[str, Any]], float],
-                 max_drop: float, policy: Optional[Policy] = None, metadata: Optional[dict] = None,
-                 threads: Optional[int] = None, like: str = "numpy", snr_range: tuple = (0.0, 48.0),
-                 resolution_db: float = 0.05, curve_cache: Optional[dict] = None,
-                 search_min_step: Optional[str] = None, allocate: str = "shared"):
-        if isinstance(max_drop, bool) or not isinstance(max_drop, (int, float)) or not math.isfinite(max_drop) \
-                or max_drop < 0:
+    def __init__(
+        self,
+        tensors: Mapping[str, Any],
+        path: str,
+        evaluate: Callable[[Mapping[str, Any]], float],
+        max_drop: float,
+        policy: Optional[Policy] = None,
+        metadata: Optional[dict] = None,
+        threads: Optional[int] = None,
+        like: str = "numpy",
+        snr_range: tuple = (0.0, 48.0),
+        resolution_db: float = 0.05,
+        curve_cache: Optional[dict] = None,
+        search_min_step: Optional[str] = None,
+        allocate: str = "shared",
+    ):
+        if isinstance(max_drop, bool) or not isinstance(max_drop, (int, float)) or not math.isfinite(max_drop) or max_drop < 0:
             raise ValueError(f"max_drop must be a non-negative number, got {max_drop!r}")
         if search_min_step not in (None, "int8", "hevc"):
-            raise ValueError(f"search_min_step must be None, \"int8\" or \"hevc\" (the storage whose tensors get "
-                             f"the searched step), got {search_min_step!r}")
+            raise ValueError(
+                f'search_min_step must be None, "int8" or "hevc" (the storage whose tensors get the searched step), got {search_min_step!r}'
+            )
         if allocate not in ("shared", "measured"):
-            raise ValueError(f"allocate must be \"shared\" (one SNR target for all HEVC tensors) or \"measured\" "
-                             f"(targets by each tensor's measured effect on the score), got {allocate!r}")
+            raise ValueError(
+                f'allocate must be "shared" (one SNR target for all HEVC tensors) or "measured" '
+                f"(targets by each tensor's measured effect on the score), got {allocate!r}"
+            )
         self.tensors, self.path, self.evaluate, self.max_drop = tensors, path, evaluate, float(max_drop)
         self.policy = policy or Policy()
         self.threads, self.like, self.snr_range, self.resolution_db = threads, like, snr_range, resolution_db
@@ -253,8 +272,10 @@ class AccuracySearch:
         else:
             self.floored = []
         if search_min_step and not self.floored:
-            raise ValueError(f"search_min_step={search_min_step!r}: no tensor is stored as "
-                             f"{'lossy HEVC' if search_min_step == 'hevc' else 'int8 levels'} under this policy")
+            raise ValueError(
+                f"search_min_step={search_min_step!r}: no tensor is stored as "
+                f"{'lossy HEVC' if search_min_step == 'hevc' else 'int8 levels'} under this policy"
+            )
         self.curve_cache = curve_cache
         self.curves: dict[str, Curve] = {}
         self.coded = coded
@@ -277,8 +298,9 @@ class AccuracySearch:
         if min_step:
             for n in self.floored:
                 overrides.setdefault(self.pattern[n], {})["min_step"] = min_step
-        header = save_file(self.tensors, self.trial_path, threads=self.threads, metadata=self.metadata,
-                           policy=self.policy.with_overrides(overrides))
+        header = save_file(
+            self.tensors, self.trial_path, threads=self.threads, metadata=self.metadata, policy=self.policy.with_overrides(overrides)
+        )
         score = float(self.evaluate(load_file(self.trial_path, like=self.like, threads=self.threads)))
         self.evaluations.append(Evaluation(os.path.getsize(self.trial_path), score, min_step, **note))
         return header, score
@@ -310,14 +332,15 @@ class AccuracySearch:
         """One weight-SNR target for every HEVC tensor, bisected in snr_range until the
         smallest passing and the largest failing file are within 1 % in size (or
         resolution_db apart)."""
-        self.curves = {n: _cached_curve(self.curve_cache, n, self.tensors[n], self.plans[n], self.threads)
-                       for n in self.coded}
+        self.curves = {n: _cached_curve(self.curve_cache, n, self.tensors[n], self.plans[n], self.threads) for n in self.coded}
         self.baseline = float(self.evaluate(self.tensors))
         lo, hi = self.snr_range
         passed, hi_bytes = self._shared(hi)
         if not passed:
-            raise Unreachable(f"even the finest settings searched ({hi:g} dB per tensor) drop the score by "
-                              f"{self.baseline - self.evaluations[-1].score:.4g} (> {self.max_drop:g})")
+            raise Unreachable(
+                f"even the finest settings searched ({hi:g} dB per tensor) drop the score by "
+                f"{self.baseline - self.evaluations[-1].score:.4g} (> {self.max_drop:g})"
+            )
         passed, lo_bytes = self._shared(lo)
         if passed:
             return
@@ -338,8 +361,7 @@ class AccuracySearch:
         coarsest = {n: _qps_for_snr(c, lowest_db) for n, c in self.curves.items()}
         min_drop = ALLOCATE_MIN_DROP_SHARE * self.max_drop
         for group in sensitivity_groups(self.curves):
-            _, score = self._attempt({**quiet, **{n: at_target[n] for n in group}}, target_snr_db=target,
-                                     measured=group)
+            _, score = self._attempt({**quiet, **{n: at_target[n] for n in group}}, target_snr_db=target, measured=group)
             if self.baseline - score < min_drop:  # no evidence that this group's noise is cheap
                 coarsest.update({n: at_target[n] for n in group})
             noise = sum(float(self.curves[n].noise_at(np.array(at_target[n]))) for n in group)
@@ -380,8 +402,7 @@ class AccuracySearch:
 
         def floor(log2_step: float) -> bool:
             step = reference * 2**log2_step
-            return self._keep(*self._attempt(qps, step, target_snr_db=target), target_snr_db=target, qps=qps,
-                              min_step=step)
+            return self._keep(*self._attempt(qps, step, target_snr_db=target), target_snr_db=target, qps=qps, min_step=step)
 
         lo, hi = -1.0, 3.0  # log2 of the step over the reference
         if not floor(lo):
@@ -405,19 +426,30 @@ class AccuracySearch:
                 self.step_floor()
             os.replace(self.best_path, self.path)
             b = self.best
-            return AccuracyResult(b["header"], b["target_snr_db"], b["qps"], b["min_step"], b["score"],
-                                  self.baseline, self.sensitivity, self.evaluations)
+            return AccuracyResult(
+                b["header"], b["target_snr_db"], b["qps"], b["min_step"], b["score"], self.baseline, self.sensitivity, self.evaluations
+            )
         finally:
             for p in (self.trial_path, self.best_path):
                 if os.path.exists(p):
                     os.remove(p)
 
 
-def save_file_for_accuracy(tensors: Mapping[str, Any], path: str, evaluate: Callable[[Mapping[str, Any]], float],
-                           max_drop: float, policy: Optional[Policy] = None, metadata: Optional[dict] = None,
-                           threads: Optional[int] = None, like: str = "numpy", snr_range: tuple = (0.0, 48.0),
-                           resolution_db: float = 0.05, curve_cache: Optional[dict] = None,
-                           search_min_step: Optional[str] = None, allocate: str = "shared") -> AccuracyResult:
+def save_file_for_accuracy(
+    tensors: Mapping[str, Any],
+    path: str,
+    evaluate: Callable[[Mapping[str, Any]], float],
+    max_drop: float,
+    policy: Optional[Policy] = None,
+    metadata: Optional[dict] = None,
+    threads: Optional[int] = None,
+    like: str = "numpy",
+    snr_range: tuple = (0.0, 48.0),
+    resolution_db: float = 0.05,
+    curve_cache: Optional[dict] = None,
+    search_min_step: Optional[str] = None,
+    allocate: str = "shared",
+) -> AccuracyResult:
     """Write the smallest .wvc file (searching one weight-SNR target shared by the
     HEVC tensors) whose decoded weights keep `evaluate` within `max_drop` of its
     score on the original tensors. evaluate(state) -> score, higher is better;
@@ -447,6 +479,18 @@ def save_file_for_accuracy(tensors: Mapping[str, Any], path: str, evaluate: Call
 
     Returns an :class:`AccuracyResult`; :class:`pyweightvc.errors.Unreachable` when
     even the finest settings miss the bar."""
-    return AccuracySearch(tensors, path, evaluate, max_drop, policy=policy, metadata=metadata, threads=threads,
-                          like=like, snr_range=snr_range, resolution_db=resolution_db, curve_cache=curve_cache,
-                          search_min_step=search_min_step, allocate=allocate).run()
+    return AccuracySearch(
+        tensors,
+        path,
+        evaluate,
+        max_drop,
+        policy=policy,
+        metadata=metadata,
+        threads=threads,
+        like=like,
+        snr_range=snr_range,
+        resolution_db=resolution_db,
+        curve_cache=curve_cache,
+        search_min_step=search_min_step,
+        allocate=allocate,
+    ).run()

@@ -99,22 +99,38 @@ _ALL = (
     Setting("bits", 8, "quantiser width 2..8", _integer("bits", 2, 8)),
     Setting("symmetric", True, "zero point 0 (the paper's choice; codes far better)", _flag("symmetric")),
     Setting("per_channel", False, "one scale per output channel (axis 0)", _flag("per_channel")),
-    Setting("min_step", 0.0, "smallest quantisation step any channel gets (0: max-abs scales)",
-            _number("min_step", 0.0, 3.0e38, open_low=False)),
+    Setting(
+        "min_step", 0.0, "smallest quantisation step any channel gets (0: max-abs scales)", _number("min_step", 0.0, 3.0e38, open_low=False)
+    ),
     Setting("preset", DEFAULT_PRESET, "x265 preset", _choice("preset", PRESETS)),
-    Setting("threads", None, "threads per native call (None: all cores)",
-            _integer("threads", 1, MAX_THREADS, none_means="all cores")),
-    Setting("max_frame_side", DEFAULT_MAX_FRAME_SIDE, "matrices are cut into frames no larger than this per side",
-            _integer("max_frame_side", int(MIN_FRAME_SIDE), int(MAX_FRAME_SIDE))),
-    Setting("rotate", False, 'rotate the rows before quantising (seeded Hadamard): True, False or "auto" '
-            "(a policy decides per tensor where a probe encode says it saves bits)", _rotate),
+    Setting("threads", None, "threads per native call (None: all cores)", _integer("threads", 1, MAX_THREADS, none_means="all cores")),
+    Setting(
+        "max_frame_side",
+        DEFAULT_MAX_FRAME_SIDE,
+        "matrices are cut into frames no larger than this per side",
+        _integer("max_frame_side", int(MIN_FRAME_SIDE), int(MAX_FRAME_SIDE)),
+    ),
+    Setting(
+        "rotate",
+        False,
+        'rotate the rows before quantising (seeded Hadamard): True, False or "auto" '
+        "(a policy decides per tensor where a probe encode says it saves bits)",
+        _rotate,
+    ),
     Setting("rotation_seed", 0, "seed of the rotation's random signs", _integer("rotation_seed", 0, 2**64 - 1)),
-    Setting("target_snr_db", None, "instead of a QP: the weight SNR (dB) the decoded tensor must reach",
-            _number("target_snr_db", 0.0, 200.0, open_low=True, none_ok=True)),
-    Setting("target_bpw", None, "instead of a QP: bits per weight the tensor must fit in",
-            _number("target_bpw", 0.0, 64.0, open_low=True, none_ok=True)),
-    Setting("storage", "hevc", "how a tensor is stored: hevc, int8 (deflated levels) or raw",
-            _choice("storage", STORAGES)),
+    Setting(
+        "target_snr_db",
+        None,
+        "instead of a QP: the weight SNR (dB) the decoded tensor must reach",
+        _number("target_snr_db", 0.0, 200.0, open_low=True, none_ok=True),
+    ),
+    Setting(
+        "target_bpw",
+        None,
+        "instead of a QP: bits per weight the tensor must fit in",
+        _number("target_bpw", 0.0, 64.0, open_low=True, none_ok=True),
+    ),
+    Setting("storage", "hevc", "how a tensor is stored: hevc, int8 (deflated levels) or raw", _choice("storage", STORAGES)),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in _ALL}
 
@@ -131,5 +147,14 @@ def native_threads(threads: Optional[int]) -> int:
     return 0 if value is None else value
 
 
-__all__ = ["SETTINGS", "Setting", "check", "native_threads", "DEFAULT_QP", "DEFAULT_PRESET",
-           "DEFAULT_MAX_FRAME_SIDE", "PRESETS", "STORAGES"]
+__all__ = [
+    "SETTINGS",
+    "Setting",
+    "check",
+    "native_threads",
+    "DEFAULT_QP",
+    "DEFAULT_PRESET",
+    "DEFAULT_MAX_FRAME_SIDE",
+    "PRESETS",
+    "STORAGES",
+]

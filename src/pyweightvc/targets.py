@@ -123,14 +123,24 @@ def rotation_pays(x: Any, qp: int = DEFAULT_QP, **options: Any) -> bool:
     return rot_bpw - (rot_snr - plain_snr) / DB_PER_BIT < plain_bpw
 
 
-
 # HEVC noise power per 8-bit picture sample, as a multiple of the quantiser step
 # squared (Qstep = 2^((QP - 4) / 6)), per QP: on ten real weight matrices (MobileNetV2,
 # MiniLM, ddddocr; 32 x 27 to 30522 x 384) it measured 0.06-0.106 between QP 8 and 40
 # (benchmarks/snr_model.py); the table holds the upper values, so predictions err
 # towards finer QPs.
-_QSTEP_NOISE = ((0, 0.10), (8, 0.097), (12, 0.08), (16, 0.091), (20, 0.088), (24, 0.086), (28, 0.087),
-                (32, 0.093), (36, 0.10), (40, 0.106), (51, 0.12))
+_QSTEP_NOISE = (
+    (0, 0.10),
+    (8, 0.097),
+    (12, 0.08),
+    (16, 0.091),
+    (20, 0.088),
+    (24, 0.086),
+    (28, 0.087),
+    (32, 0.093),
+    (36, 0.10),
+    (40, 0.106),
+    (51, 0.12),
+)
 
 
 def predicted_snr_db(m, qps: np.ndarray, **options: Any) -> np.ndarray:
@@ -145,9 +155,9 @@ def predicted_snr_db(m, qps: np.ndarray, **options: Any) -> np.ndarray:
         values = data.astype(np.float64)
     else:
         values = _values(m)
-    scale, zero_point, symmetric = compute_params(data, code, 8, options.get("symmetric", True),
-                                                  options.get("per_channel", False), threads,
-                                                  float(options.get("min_step", 0.0)))
+    scale, zero_point, symmetric = compute_params(
+        data, code, 8, options.get("symmetric", True), options.get("per_channel", False), threads, float(options.get("min_step", 0.0))
+    )
     levels = quantize_levels(data, code, scale, zero_point, 8, symmetric, threads)
     back = np.empty(data.shape, np.float32)
     dequantize_levels(levels, scale, zero_point, 8, symmetric, back, OUT_F32, threads)
@@ -221,9 +231,15 @@ def _level_entropy(m, options: dict) -> float:
         if options.get("rotate"):
             data, code = rotate_forward(data, code, rotation_block(data.shape[1]), 0, threads), F32
         bits = options.get("bits", 8)
-        scale, zero_point, symmetric = compute_params(data, code, bits, options.get("symmetric", True),
-                                                      options.get("per_channel", False), threads,
-                                                      float(options.get("min_step", 0.0)))
+        scale, zero_point, symmetric = compute_params(
+            data,
+            code,
+            bits,
+            options.get("symmetric", True),
+            options.get("per_channel", False),
+            threads,
+            float(options.get("min_step", 0.0)),
+        )
         levels = quantize_levels(data, code, scale, zero_point, bits, symmetric, threads)
     counts = np.bincount(levels.reshape(-1).view(np.uint8), minlength=256)
     p = counts[counts > 0] / levels.size
@@ -251,8 +267,9 @@ def _bracket(passes, start: int) -> tuple[int, int]:
     return -1, 0
 
 
-def encode_to_target(x: Any, target_snr_db: Optional[float] = None, target_bpw: Optional[float] = None,
-                     **options: Any) -> tuple[bytes, Choice]:
+def encode_to_target(
+    x: Any, target_snr_db: Optional[float] = None, target_bpw: Optional[float] = None, **options: Any
+) -> tuple[bytes, Choice]:
     """Encode `x` at the QP that meets one target; returns (blob, Choice).
 
     target_snr_db: weight SNR in dB the decoded tensor must reach (largest such QP).
@@ -314,11 +331,11 @@ def encode_to_target(x: Any, target_snr_db: Optional[float] = None, target_bpw: 
         blob, bpw, snr = lossless()
         if snr >= target:
             return blob, Choice(None, snr, bpw, trials)
-        raise Unreachable(f"target_snr_db {target:g} dB is above what this tensor's "
-                         f"{options.get('bits', 8)}-bit levels reach ({snr:.2f} dB)")
+        raise Unreachable(
+            f"target_snr_db {target:g} dB is above what this tensor's {options.get('bits', 8)}-bit levels reach ({snr:.2f} dB)"
+        )
     smallest = full(51)[1]
-    raise Unreachable(f"target_bpw {target:g} is below the smallest this tensor codes to "
-                     f"({smallest:.3f} bits per weight at QP 51)")
+    raise Unreachable(f"target_bpw {target:g} is below the smallest this tensor codes to ({smallest:.3f} bits per weight at QP 51)")
 
 
 # ---------------------------------------------------------------------------
@@ -380,8 +397,7 @@ def tensor_curve(x: Any, qps=CURVE_QPS, step: float = 0.0, **options: Any) -> Cu
         trials = _probe_trials(x, m, values, options, decoder)
         res = [trials(q) for q in knobs]
     snr = np.array([min(r[2], 99.0) for r in res])  # lossless-exact probes would be inf
-    return Curve(values.size, np.array(knobs, float), np.array([r[1] for r in res]), snr,
-                 bool(options.get("rotate", False)), float(step))
+    return Curve(values.size, np.array(knobs, float), np.array([r[1] for r in res]), snr, bool(options.get("rotate", False)), float(step))
 
 
 def resolve_rotate(x: Any, plan: TensorPlan, threads: Optional[int] = None) -> bool:
@@ -391,12 +407,12 @@ def resolve_rotate(x: Any, plan: TensorPlan, threads: Optional[int] = None) -> b
         return bool(plan.rotate)
     if plan.lossless:  # no QP to judge at; lossless narrow levels: rotate=True where wanted
         return False
-    return rotation_pays(x, DEFAULT_QP if plan.qp is None else plan.qp, preset=plan.preset, threads=threads,
-                         **plan.quant_options())
+    return rotation_pays(x, DEFAULT_QP if plan.qp is None else plan.qp, preset=plan.preset, threads=threads, **plan.quant_options())
 
 
-def median_row_step(tensors: Mapping[str, Any], plans: Mapping[str, TensorPlan], names: Iterable[str],
-                    rotated: Iterable[str] = frozenset()) -> float:
+def median_row_step(
+    tensors: Mapping[str, Any], plans: Mapping[str, TensorPlan], names: Iterable[str], rotated: Iterable[str] = frozenset()
+) -> float:
     """Median over the weights of the named tensors of their row's max-abs step
     (max|row| / qmax, qmax from the tensor's plan in `plans`), the scale a weight
     gets without min_step (of the rotated matrix for the names in `rotated`)."""
@@ -418,8 +434,9 @@ def median_row_step(tensors: Mapping[str, Any], plans: Mapping[str, TensorPlan],
     return float(all_steps[order][np.searchsorted(cum, cum[-1] / 2)])
 
 
-def encode(x: Any, qp: Optional[int] = None, *, target_snr_db: Optional[float] = None,
-           target_bpw: Optional[float] = None, **options: Any) -> bytes:
+def encode(
+    x: Any, qp: Optional[int] = None, *, target_snr_db: Optional[float] = None, target_bpw: Optional[float] = None, **options: Any
+) -> bytes:
     """Quantise and encode one tensor (``pyweightvc.encode``); see :class:`pyweightvc.Encoder`
     for the options.
 

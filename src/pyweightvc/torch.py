@@ -57,8 +57,7 @@ def load_model(model: torch.nn.Module, path: str, strict: bool = True, threads: 
     return model
 
 
-def output_sensitivity(model: torch.nn.Module, inputs: Any, policy: Optional[Policy] = None,
-                       noise_db: float = 20.0, seed: int = 0) -> dict:
+def output_sensitivity(model: torch.nn.Module, inputs: Any, policy: Optional[Policy] = None, noise_db: float = 20.0, seed: int = 0) -> dict:
     """How much each lossy-coded weight tensor's noise moves the model's output, on
     a calibration batch: for each tensor the policy codes with lossy HEVC, Gaussian
     noise at `noise_db` weight SNR is added to it alone and the relative output

@@ -99,6 +99,5 @@ def main_zlib_params():
 if __name__ == "__main__":
     import sys
 
-    fixtures = {"v1": main, "v2": main_v2, "zlib-params": main_zlib_params, "multiframe": main_multiframe,
-                "wvc-v2": main_wvc_v2}
+    fixtures = {"v1": main, "v2": main_v2, "zlib-params": main_zlib_params, "multiframe": main_multiframe, "wvc-v2": main_wvc_v2}
     fixtures[sys.argv[1] if len(sys.argv) > 1 else "zlib-params"]()
