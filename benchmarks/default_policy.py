@@ -9,7 +9,9 @@ kernels as int8 levels: the old default at N = 24), "snr T" (every quantised
 tensor, conv kernels included, through HEVC at the largest QP whose weight SNR
 reaches T dB), "step T" (every quantised tensor as deflated levels of the coarsest
 step that reaches T dB: pyweightvc.targets.step_for_snr),
-"snr T, conv int8" (the same with conv kernels as int8 levels), and "default"
+"snr T, conv int8" (the same with conv kernels as int8 levels), "snr T, int8
+where short" (2-D matrices through HEVC at T dB, those whose 8-bit levels reach
+less than T + 0.5 dB and conv kernels as int8 levels), and "default"
 (pyweightvc.Policy() as it is now). "int8 + zstd" is the size of the same
 per-channel int8 levels compressed with zstd -19 (scales as float32), the
 simplest alternative a user has. Each line of --out is one measurement (JSON).
@@ -18,6 +20,7 @@ simplest alternative a user has. Each line of --out is one measurement (JSON).
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import tempfile
@@ -31,7 +34,20 @@ from pyweightvc_bench import subjects
 import pyweightvc as wvc
 
 
-def candidate_policy(name: str) -> wvc.Policy:
+def int8_snr_db(x, plan) -> float:
+    """The weight SNR of the plan's 8-bit levels coded exactly: the most any QP reaches."""
+    back = wvc.dequantize(*wvc.quantize(x, **plan.quant_options()))
+    ref = np.asarray(x, np.float64)
+    noise = float(((ref - np.asarray(back, np.float64).reshape(ref.shape)) ** 2).sum())
+    return 10 * np.log10(float((ref**2).sum()) / noise) if noise else float("inf")
+
+
+def candidate_policy(name: str, weights: dict) -> wvc.Policy:
+    if name.startswith("snr ") and name.endswith(", int8 where short"):
+        target = float(name[4:].split(",")[0])
+        plans = {n: wvc.Policy().plan(n, str(x.dtype), tuple(x.shape)) for n, x in weights.items()}
+        short = [n for n, x in weights.items() if plans[n].kind == "linear" and int8_snr_db(x, plans[n]) < target + 0.5]
+        return wvc.Policy(target_snr_db=target, overrides={glob.escape(n): {"storage": "int8"} for n in short})
     if name == "default":
         return wvc.Policy()
     if name == "int8":
@@ -87,7 +103,7 @@ def main(argv=None) -> int:
             print(f"\n{model}: fp32 {fp32:,} B, int8 + zstd {zstd_bytes:,} B; fp32 fidelity {reference}", flush=True)
             for name in args.candidates.split(";"):
                 path = os.path.join(work, "m.wvc")
-                policy = candidate_policy(name.strip())
+                policy = candidate_policy(name.strip(), weights)
                 t = time.perf_counter()
                 header = wvc.save_file(weights, path, policy=policy)
                 seconds = time.perf_counter() - t
