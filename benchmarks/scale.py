@@ -213,21 +213,11 @@ def folder_section(name: str, shards: list[dict], configs: list, opts, results: 
     )
 
 
-def snr_db(w: np.ndarray, r: np.ndarray) -> float:
-    return float(10 * np.log10(np.sum(w.astype(np.float64) ** 2) / np.sum((w - r).astype(np.float64) ** 2)))
-
-
-def bpw_at_snr(points, target):
-    points = sorted(points, key=lambda p: p[1])
-    for (b0, s0), (b1, s1) in zip(points, points[1:]):
-        if s0 <= target <= s1:
-            t = (target - s0) / (s1 - s0) if s1 > s0 else 0.0
-            return float(np.exp(np.log(b0) + t * (np.log(b1) - np.log(b0))))
-    return float("nan")
-
-
 def core_section(opts, results: list) -> None:
     """One core: encode speed and bits per weight at equal weight SNR per setting."""
+    from core_bench import bpw_at_snr  # benchmarks/ is on sys.path when this script runs
+    from pyweightvc_bench.fidelity import weight_snr_db as snr_db
+
     import pyweightvc as wvc
 
     mats = {"gaussian 1024x1024": (np.random.default_rng(0).standard_normal((1024, 1024)) * 0.02).astype(np.float32)}
