@@ -47,3 +47,14 @@ def test_minilm_embeddings(tmp_path):
     assert emb.shape == (30522, 384)
     blob = check_encode_decode(emb, qp=18, per_channel=True)
     assert snr_db(emb, wvc.decode(blob)) > 15
+
+
+def test_snr_target_on_a_probe_takes_the_largest_qp_of_the_whole_tensor():
+    """MiniLM's first FFN matrix at 15 dB per channel: its probe rows rejected the QP
+    that the whole matrix still meets; the full check must find it."""
+    pytest.importorskip("safetensors")
+    tensors = models.minilm_tensors()
+    w = np.ascontiguousarray(tensors[next(k for k in tensors if k.endswith("layer.0.intermediate.dense.weight"))], np.float32)
+    blob, choice = wvc.rate.encode_to_target(w, target_snr_db=15, per_channel=True)
+    assert snr_db(w, wvc.decode(blob)) >= 15
+    assert snr_db(w, wvc.decode(wvc.encode(w, qp=choice.qp + 1, per_channel=True))) < 15
