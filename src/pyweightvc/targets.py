@@ -125,9 +125,9 @@ def rotation_pays(x: Any, qp: int = DEFAULT_QP, **options: Any) -> bool:
 
 # HEVC noise power per 8-bit picture sample, as a multiple of the quantiser step
 # squared (Qstep = 2^((QP - 4) / 6)), per QP: on ten real weight matrices (MobileNetV2,
-# MiniLM, ddddocr; 32 x 27 to 30522 x 384) it measured 0.06-0.106 between QP 8 and 40
-# (benchmarks/snr_model.py); the table holds the upper values, so predictions err
-# towards finer QPs.
+# MiniLM, ddddocr; 32 x 9 to 30522 x 384) it measured 0.062-0.105 between QP 8 and 40
+# (benchmarks/snr_model.py, docs/measurements.md); the table holds about the upper
+# values, so predictions err towards finer QPs.
 _QSTEP_NOISE = (
     (0, 0.10),
     (8, 0.097),
