@@ -612,3 +612,18 @@ def test_non_finite_values_in_raw_tensors_are_kept_and_reported(tmp_path):
     big[3, 5] = np.nan
     with pytest.raises(ValueError, match="tensor 'w': weights must be finite, found NaN at row 3, column 5"):
         wvc.save_file({"w": big}, path)
+
+
+def test_checksums_ok_reads_every_stored_tensor(tmp_path):
+    path = tmp_path / "m.wvc"
+    w = np.random.default_rng(0).standard_normal((64, 96)).astype(np.float32)
+    wvc.save_file({"a": w, "tied": w, "b": np.arange(8, dtype=np.float32)}, str(path))
+    with wvc.safe_open(str(path)) as f:
+        assert f.written_entry("tied")["storage"] == "alias" and f.checksums_ok()
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01  # the last stored tensor's data
+    path.write_bytes(bytes(data))
+    with wvc.safe_open(str(path)) as f:
+        assert not f.checksums_ok()
+    with pytest.raises(ValueError, match="closed"):
+        f.checksums_ok()

@@ -599,6 +599,20 @@ class WvcFile:
         """The name whose data `name` reads: itself, or an alias's target."""
         return self._stored(name)[0]
 
+    def checksums_ok(self) -> bool:
+        """Whether every stored tensor's data matches its CRC-32 (nothing is decoded
+        or copied: the check reads the file's memory map)."""
+        if self._view is None:
+            raise ValueError("the file is closed")
+        for e in self._header.values():
+            if e["storage"] == "alias":
+                continue
+            b, end = e["data_offsets"]
+            with self._view[self._data_start + b : self._data_start + end] as view:
+                if zlib.crc32(view) != e["crc32"]:
+                    return False
+        return True
+
     def _stored(self, name: str) -> tuple[str, dict]:
         if self._view is None:
             raise ValueError("the file is closed")

@@ -110,26 +110,46 @@ def _need_dask() -> Any:
 # shards: their header on the client, one tensor at a time on a worker
 
 
-def shard_tensors(path: str) -> list[tuple[str, str, tuple[int, ...]]]:
-    """(name, dtype, shape) of every tensor of a .safetensors file, in the order
-    :func:`pyweightvc.folders.load_checkpoint` reads them; from the header alone."""
+def tensor_framework() -> str:
+    """The safetensors framework tensors are read with: "pt" when torch is installed
+    (bfloat16 needs it), "np" otherwise."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return "np"
+    return "pt"
+
+
+@contextlib.contextmanager
+def open_safetensors(path: str, framework: str = "np") -> Iterator[Any]:
+    """safetensors' safe_open, its errors (while opening or reading) as InputError
+    naming the file."""
     from safetensors import SafetensorError
     from safetensors import safe_open as st_open
 
     try:
-        with st_open(path, framework="np") as f:
-            out = []
-            for name in f.keys():
-                s = f.get_slice(name)
-                code = s.get_dtype()
-                if code not in SAFETENSORS_DTYPES:
-                    raise InputError(
-                        f"{path}: tensor {name!r}: unsupported tensor dtype {code}; supported: {', '.join(SAFETENSORS_DTYPES.values())}"
-                    )
-                out.append((name, SAFETENSORS_DTYPES[code], tuple(int(d) for d in s.get_shape())))
-            return out
+        with st_open(path, framework=framework) as f:
+            yield f
+    except InputError:
+        raise
     except (SafetensorError, OSError, TypeError, ValueError) as exc:
         raise InputError(f"{path}: not a readable .safetensors file ({exc})") from None
+
+
+def shard_tensors(path: str) -> list[tuple[str, str, tuple[int, ...]]]:
+    """(name, dtype, shape) of every tensor of a .safetensors file, in the order
+    :func:`pyweightvc.folders.load_checkpoint` reads them; from the header alone."""
+    with open_safetensors(path) as f:
+        out = []
+        for name in f.keys():
+            s = f.get_slice(name)
+            code = s.get_dtype()
+            if code not in SAFETENSORS_DTYPES:
+                raise InputError(
+                    f"{path}: tensor {name!r}: unsupported tensor dtype {code}; supported: {', '.join(SAFETENSORS_DTYPES.values())}"
+                )
+            out.append((name, SAFETENSORS_DTYPES[code], tuple(int(d) for d in s.get_shape())))
+        return out
 
 
 def read_tensor(path: str, name: str) -> Any:
@@ -137,13 +157,7 @@ def read_tensor(path: str, name: str) -> Any:
     when torch is installed: bfloat16 needs it; a numpy array otherwise)."""
     from safetensors import safe_open as st_open
 
-    try:
-        import torch  # noqa: F401
-
-        framework = "pt"
-    except ImportError:
-        framework = "np"
-    with st_open(path, framework=framework) as f:
+    with st_open(path, framework=tensor_framework()) as f:
         return f.get_tensor(name)
 
 
@@ -300,7 +314,7 @@ def _executor(client: Any, scheduler: Optional[str], workers: Optional[int], thr
     if scheduler is None:
         # on two cores one process (a thread per tensor, x265's own threads) was as fast
         # as a LocalCluster (docs/scale.md): a cluster is started only where it can pay
-        if workers == 1 or (workers is None and (not distributed_available() or (os.cpu_count() or 1) <= 2)):
+        if workers == 1 or (workers is None and (not distributed_available() or local_cores() <= 2)):
             return _InProcess(threads)
     return _Dask.start(scheduler, workers, threads)
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from .container import load_file
 from .errors import InputError
-from .folders import SAFETENSORS_SUFFIX, finish_folder, load_checkpoint, model_shards, read_manifest
+from .folders import SAFETENSORS_SUFFIX, finish_folder, load_checkpoint, model_shards, read_manifest, source_metadata
 from .policy import Policy
 from .search import AccuracyResult, save_file_for_accuracy
 
@@ -350,7 +350,7 @@ def compress_folder_for_fidelity(
     target = shard[: -len(SAFETENSORS_SUFFIX)] + ".wvc"
     ckpt = load_checkpoint(os.path.join(src, shard))
     os.makedirs(dst, exist_ok=True)
-    metadata = {"source": shard, "source_kind": ckpt.kind, **ckpt.metadata}
+    metadata = source_metadata(shard, ckpt.kind, ckpt.metadata)
     result = _search(
         ckpt.tensors, os.path.join(dst, target), probe.check, target_fidelity, policy or Policy(), metadata, threads, like="torch"
     )

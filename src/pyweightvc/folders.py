@@ -20,7 +20,6 @@ import pickle
 import shutil
 import struct
 import threading
-import zlib
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -30,7 +29,15 @@ import numpy as np
 from ._arrays import is_torch_tensor
 from ._files import atomic_write
 from .container import RAW_DTYPES, dtype_name, load_file, safe_open, save_file
-from .distributed import SAFETENSORS_DTYPES, ShardJob, compress_shards, local_cores, shard_tensors
+from .distributed import (
+    SAFETENSORS_DTYPES,
+    ShardJob,
+    compress_shards,
+    local_cores,
+    open_safetensors,
+    shard_tensors,
+    tensor_framework,
+)
 from .errors import InputError, WeightVCError
 from .policy import Policy
 from .search import save_file_to_size
@@ -67,7 +74,7 @@ def load_checkpoint(path: str) -> Checkpoint:
         raise InputError(f"{path}: no such file")
     if path.endswith(SAFETENSORS_SUFFIX):
         tensors, st_meta = _load_safetensors(path)
-        return Checkpoint(_supported(tensors, path), "safetensors", {SAFETENSORS_META_KEY: json.dumps(st_meta or {}, sort_keys=True)})
+        return Checkpoint(_supported(tensors, path), "safetensors", _safetensors_metadata(st_meta))
     if not path.endswith(CHECKPOINT_SUFFIXES):
         raise InputError(f"{path}: unknown checkpoint type; expected {', '.join(CHECKPOINT_SUFFIXES)} or {SAFETENSORS_SUFFIX}")
     try:
@@ -117,21 +124,20 @@ def _state_dict_of(obj: Any, path: str) -> tuple[dict, str]:
     raise InputError(f"{path}: not a state_dict but a {type(obj).__name__}")
 
 
+def source_metadata(path: str, kind: str, extra: dict) -> dict:
+    """The .wvc metadata of a file made from the checkpoint at `path` (its name and
+    kind, docs/format.md), with the checkpoint's own `extra`."""
+    return {"source": os.path.basename(path), "source_kind": kind, **extra}
+
+
+def _safetensors_metadata(st_meta: Optional[dict]) -> dict:
+    """A safetensors file's own metadata, kept for decompress to write back."""
+    return {SAFETENSORS_META_KEY: json.dumps(st_meta or {}, sort_keys=True)}
+
+
 def _load_safetensors(path: str) -> tuple[dict, dict]:
-    from safetensors import SafetensorError
-    from safetensors import safe_open as st_open
-
-    try:
-        import torch  # noqa: F401  (bf16 needs the torch framework)
-
-        framework = "pt"
-    except ImportError:
-        framework = "np"
-    try:
-        with st_open(path, framework=framework) as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
-    except (SafetensorError, OSError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable .safetensors file ({exc})") from None
+    with open_safetensors(path, tensor_framework()) as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
 
 
 def checkpoint_elements(path: str) -> int:
@@ -156,7 +162,7 @@ def compress_checkpoint(
     `target_size`, the file fits in that many bytes (:func:`pyweightvc.search.save_file_to_size`).
     Returns the header written."""
     ckpt = checkpoint or load_checkpoint(src)
-    metadata = {"source": os.path.basename(src), "source_kind": ckpt.kind, **ckpt.metadata}
+    metadata = source_metadata(src, ckpt.kind, ckpt.metadata)
     if target_size is not None:
 
         def each(name: str) -> None:
@@ -370,15 +376,9 @@ def _wvc_name(shard: str) -> str:
 
 def _shard_metadata(path: str) -> dict:
     """The .wvc metadata of a shard, as :func:`compress_checkpoint` writes it."""
-    from safetensors import SafetensorError
-    from safetensors import safe_open as st_open
-
-    try:
-        with st_open(path, framework="np") as f:
-            st_meta = f.metadata()
-    except (SafetensorError, OSError, TypeError, ValueError) as exc:
-        raise InputError(f"{path}: not a readable .safetensors file ({exc})") from None
-    return {"source": os.path.basename(path), "source_kind": "safetensors", SAFETENSORS_META_KEY: json.dumps(st_meta or {}, sort_keys=True)}
+    with open_safetensors(path) as f:
+        st_meta = f.metadata()
+    return source_metadata(path, "safetensors", _safetensors_metadata(st_meta))
 
 
 def _finished_shard(job: ShardJob, policy: Policy) -> Optional[dict]:
@@ -391,38 +391,15 @@ def _finished_shard(job: ShardJob, policy: Policy) -> Optional[dict]:
         with safe_open(job.target) as f:
             meta = f.metadata()
             header = {k: f.written_entry(k) for k in f.keys()}
-        if meta.get("policy") != policy.to_json() or any(meta.get(k) != v for k, v in job.metadata.items()):
-            return None
-        if list(header) != [name for name, _, _ in shard_tensors(job.source)]:
-            return None
-        if not _checksums_ok(job.target, header):
-            return None
+            if meta.get("policy") != policy.to_json() or any(meta.get(k) != v for k, v in job.metadata.items()):
+                return None
+            if list(header) != [name for name, _, _ in shard_tensors(job.source)]:
+                return None
+            if not f.checksums_ok():
+                return None
     except (WeightVCError, OSError, ValueError, KeyError):
         return None
     return header
-
-
-def _checksums_ok(path: str, header: dict) -> bool:
-    """Every stored tensor's CRC-32 against its data (no decoding)."""
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        start = 8 + n
-        for e in header.values():
-            if e["storage"] == "alias":
-                continue
-            b, end = e["data_offsets"]
-            f.seek(start + b)
-            crc = 0
-            left = end - b
-            while left:
-                chunk = f.read(min(left, 1 << 24))
-                if not chunk:
-                    return False
-                crc = zlib.crc32(chunk, crc)
-                left -= len(chunk)
-            if crc != e["crc32"]:
-                return False
-    return True
 
 
 def _write_text(path: str, text: str) -> None:
