@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import zstandard
 from pyweightvc_bench import subjects
+from pyweightvc_bench.fidelity import weight_snr_db as tensor_snr_db
 
 import pyweightvc as wvc
 
@@ -37,9 +38,7 @@ import pyweightvc as wvc
 def int8_snr_db(x, plan) -> float:
     """The weight SNR of the plan's 8-bit levels coded exactly: the most any QP reaches."""
     back = wvc.dequantize(*wvc.quantize(x, **plan.quant_options()))
-    ref = np.asarray(x, np.float64)
-    noise = float(((ref - np.asarray(back, np.float64).reshape(ref.shape)) ** 2).sum())
-    return 10 * np.log10(float((ref**2).sum()) / noise) if noise else float("inf")
+    return tensor_snr_db(x, np.asarray(back).reshape(np.shape(x)))
 
 
 def candidate_policy(name: str, weights: dict) -> wvc.Policy:
