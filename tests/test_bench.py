@@ -110,6 +110,14 @@ def test_quick_suite_rotation_and_low_bit_lossless(quick_run):
     assert low["accuracy"] > subject["reference_fidelity"]["accuracy"] - 0.02
 
 
+def test_quick_suite_measures_the_simple_alternatives(quick_run):
+    _, results = quick_run
+    requant, gguf, zstd = _row(results, "requant", "SNR sweep"), _row(results, "gguf", "types"), _row(results, "zstd")
+    assert 22 <= requant["snr_fc_db"] < 22.5 and requant["bpw_fc"] < 0.6 * zstd["bpw_fc"]
+    # the MLP's first layer has 784 columns, no whole blocks of 32: float16, as llama.cpp leaves it
+    assert gguf["setting"] == "Q4_0" and 4.5 < gguf["bpw_fc"] < 16
+
+
 def test_update_merges_new_rows_into_an_earlier_run(quick_run, tmp_path):
     import shutil
 
@@ -342,3 +350,60 @@ def test_every_variant_of_the_full_suite_has_a_figure_style():
         if s.method == "pyweightvc"
     }
     assert variants - set(figures.STYLES) == set() and variants - set(figures.VARIANT_MARKERS) == set()
+
+
+def test_requantised_reaches_its_snr_with_the_coarsest_step(tmp_path):
+    """The baseline of issue 16: fc levels of the coarsest step that reaches the SNR,
+    zstd -19; conv kernels as 8-bit levels per channel."""
+    import zstandard
+
+    w = _weights()
+    groups = methods.tensor_groups(w)
+    outcomes = {
+        t: methods.run_requantised(Setting("requant", "SNR sweep", f"SNR {t} dB", t, {"target_snr_db": t}), w, groups, str(tmp_path), 1, {})
+        for t in (12, 24)
+    }
+    for t, o in outcomes.items():
+        snr = harness._snr(w, o.weights, ["fc.weight"])
+        assert t <= snr < t + 0.5  # the coarsest step: the SNR lands just above the target
+        levels, scale, zp = wvc.quantize(w["conv.weight"], per_channel=True)
+        np.testing.assert_array_equal(o.weights["conv.weight"], wvc.dequantize(levels, scale, zp))
+        assert o.group_bytes["conv"] == len(zstandard.ZstdCompressor(level=19).compress(levels.tobytes())) + scale.nbytes
+    assert outcomes[12].group_bytes["fc"] < 0.7 * outcomes[24].group_bytes["fc"]
+
+
+def test_gguf_quantises_whole_blocks_and_keeps_other_rows_float16(tmp_path):
+    from gguf import GGMLQuantizationType, quants
+
+    rng = np.random.default_rng(1)
+    w = {
+        "fc.weight": (rng.standard_normal((96, 256)) * 0.05).astype(np.float32),
+        **{k: v for k, v in _weights().items() if k != "fc.weight"},
+    }
+    groups = methods.tensor_groups(w)
+    o = methods.run_gguf(Setting("gguf", "types", "Q4_0", 4.5, {"type": "Q4_0"}), w, groups, str(tmp_path), 1, {})
+    assert o.group_bytes["fc"] == 96 * 256 * 18 // 32  # 4.5 bits per weight, block scales included
+    q4 = GGMLQuantizationType.Q4_0
+    np.testing.assert_array_equal(o.weights["fc.weight"], quants.dequantize(quants.quantize(w["fc.weight"], q4), q4))
+    # 16 x 3 x 3 = 144 columns: not whole blocks of 32, so float16
+    assert o.group_bytes["conv"] == w["conv.weight"].size * 2
+    np.testing.assert_array_equal(o.weights["conv.weight"], w["conv.weight"].astype(np.float16).astype(np.float32))
+    assert 10 < harness._snr(w, o.weights, ["fc.weight"]) < 30
+
+
+def test_gguf_missing_is_reported_not_raised(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gguf", None)
+    w = _weights()
+    out = list(
+        methods.run_settings([Setting("gguf", "types", "Q4_0", 4.5, {"type": "Q4_0"})], w, methods.tensor_groups(w), str(tmp_path), 1, {})
+    )
+    assert out[0][1] is None and "pip install gguf" in out[0][2]
+
+
+def test_every_method_has_a_name_colour_and_marker():
+    from pyweightvc_bench import report
+
+    family = set(methods.RUNNERS) | {"nncodec"}
+    assert family == set(report.METHOD_ORDER) == set(report.METHOD_NAMES) == set(figures.COLOURS) == set(figures.MARKERS)

@@ -7,7 +7,16 @@ import statistics
 from pathlib import Path
 
 # one colour per method family, one line style per pyweightvc variant
-COLOURS = {"pyweightvc": "tab:blue", "nncodec": "tab:red", "jpeg": "tab:green", "zstd": "tab:purple", "xz": "tab:brown", "int8": "black"}
+COLOURS = {
+    "pyweightvc": "tab:blue",
+    "nncodec": "tab:red",
+    "requant": "tab:orange",
+    "gguf": "tab:olive",
+    "jpeg": "tab:green",
+    "zstd": "tab:purple",
+    "xz": "tab:brown",
+    "int8": "black",
+}
 STYLES = {
     "default": "-",
     "per-tensor": "--",
@@ -33,7 +42,7 @@ STYLES = {
     "low-bit lossless, accuracy search, rotated, measured allocation": "none",
 }
 QP_VARIANTS = ("default", "per-tensor", "asymmetric", "conv HEVC", "rotated")
-MARKERS = {"pyweightvc": "o", "nncodec": "s", "jpeg": "^", "zstd": "P", "xz": "X", "int8": "D"}
+MARKERS = {"pyweightvc": "o", "nncodec": "s", "requant": "v", "gguf": "*", "jpeg": "^", "zstd": "P", "xz": "X", "int8": "D"}
 VARIANT_MARKERS = {
     "default": "o",
     "per-tensor": "v",

@@ -53,6 +53,10 @@ NNCODEC_COARSE_QPS = (-16, -14, -12)
 # the fc QPs they are paired with; the ImageNet nets' conv weights are ~0.03-0.04 median |w|
 CONV_MIN_STEPS = (0.002, 0.003)
 CONV_MIN_STEP_QPS = (24, 28, 32)
+# requantised + zstd: fc weight SNRs from where the small nets still work to near 8-bit levels
+REQUANT_SNRS = (4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 34)
+# the gguf package's quantisers (0.19 quantises no K-quant), and their bits per weight
+GGUF_TYPES = {"MXFP4": 4.25, "Q4_0": 4.5, "Q4_1": 5.0, "Q5_0": 5.5, "Q5_1": 6.0, "Q8_0": 8.5}
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class Suite:
         if self.quick:
             qps = conv_qps = (24, 36)
         s = [_pwvc("default", qp) for qp in qps]
+        s.append(
+        )
         s.append(Setting("pyweightvc", "lossless", "lossless", None, {"lossless": True}))
         # per tensor: the paper's QPs; it collapses MiniLM, which three points show
         tensor_qps = PAPER_QPS if model != "minilm" else (12, 20, 28)
@@ -164,6 +170,8 @@ class Suite:
                 )
             )
         s += [Setting(m, "default", "8-bit levels") for m in ("int8", "zstd", "xz")]
+        s += [Setting("requant", "SNR sweep", f"SNR {t} dB", t, {"target_snr_db": t}) for t in ((22,) if self.quick else REQUANT_SNRS)]
+        s += [Setting("gguf", "types", t, b, {"type": t}) for t, b in GGUF_TYPES.items() if not self.quick or t == "Q4_0"]
         s += [Setting("jpeg", "default", f"quality {q}", q, {"quality": q}) for q in ((50,) if self.quick else JPEG_QUALITIES)]
         nnc_qps = NNCODEC_QPS + (NNCODEC_COARSE_QPS if model in ("mlp_mnist", "cnn_fashion") else ())
         s += [Setting("nncodec", "default", f"qp {q}", q) for q in ((-32,) if self.quick else nnc_qps)]

@@ -17,12 +17,26 @@ xz             int8 levels, xz preset 9e        same
 jpeg           int8 levels as one JPEG picture  int8 levels, deflate (as pyweightvc)
                per matrix (Pillow, quality q)
 nncodec        NNCodec 2.1.3 (DeepCABAC) at qp  NNCodec at the same qp
+requant        levels of the coarsest step that int8 levels, zstd -19
+               reaches a weight SNR, zstd -19
+gguf           the gguf package's quantiser of  Q8_0 (F16 where rows are not a
+               one type (Q4_0 ... Q8_0, MXFP4)  multiple of 32 long)
 =============  ===============================  ==================================
 
 int8, zstd, xz and jpeg quantise exactly like pyweightvc's default (symmetric,
 one scale per output channel), so they code the very same levels. Sizes of
 pyweightvc are whole .wvc files (header included); the peers' are the sum of
 their coded payloads plus 4 bytes per scale (no container).
+
+requant is the simplest strong alternative to a codec (issue 16): each fc
+tensor requantised with the coarsest step that still reaches the target weight
+SNR (pyweightvc.targets.step_for_snr, per channel: that step as every channel's
+floor), its levels zstd -19; swept over the SNR like pyweightvc's QP. Its conv
+kernels are treated as pyweightvc's default treats them (8-bit levels per
+channel), so the two differ in the fc coder alone. gguf is what llama.cpp users
+ship: blocks of 32 weights along each row with their own scale (true bits per
+weight, block scales included: 4.25 to 8.5), no entropy coding; tensors whose
+rows cannot be cut into blocks of 32 stay float16, as llama.cpp leaves them.
 """
 
 from __future__ import annotations
@@ -98,6 +112,8 @@ def _raw_other(weights, groups) -> int:
 
 def pyweightvc_policy(setting: Setting) -> wvc.Policy:
     o = setting.options
+    if o.get("data_free"):  # what `pyweightvc compress` does without options
+        return wvc.Policy()
     if o.get("target_snr_db") is not None:
         return wvc.Policy(target_snr_db=o["target_snr_db"], per_channel=o.get("per_channel", True), rotate=o.get("rotate", False))
     lossless = o.get("lossless", False)
@@ -267,7 +283,99 @@ def run_level_coder(setting: Setting, weights, groups, workdir: str, repeats: in
     return Outcome(back, sizes, encode_s, decode_s)
 
 
-RUNNERS = {"pyweightvc": run_pyweightvc, "int8": run_level_coder, "zstd": run_level_coder, "xz": run_level_coder, "jpeg": run_level_coder}
+def _zstd19():
+    import zstandard
+
+    return zstandard.ZstdCompressor(level=19), zstandard.ZstdDecompressor()
+
+
+def run_requantised(setting: Setting, weights, groups, workdir: str, repeats: int, context: dict) -> Outcome:
+    """fc tensors at the coarsest per-channel step floor reaching options["target_snr_db"]
+    (8-bit max-abs levels where even those miss it), conv kernels as 8-bit levels; zstd -19."""
+    from pyweightvc.targets import step_for_snr
+
+    comp, decomp = _zstd19()
+    target = setting.options["target_snr_db"]
+
+    def encode():
+        coded = {}
+        for k, g in groups.items():
+            if g != "other":
+                step = step_for_snr(weights[k], target, per_channel=True) if g == "fc" else 0.0
+                levels, scale, _ = wvc.quantize(weights[k], per_channel=True, min_step=step)
+                coded[k] = (comp.compress(levels.tobytes()), scale)
+        return coded
+
+    def decode(coded):
+        out = dict(weights)
+        for k, (data, scale) in coded.items():
+            out[k] = wvc.dequantize(np.frombuffer(decomp.decompress(data), np.int8).reshape(weights[k].shape), scale)
+        return out
+
+    encode_s, coded = median_time(encode, repeats)
+    decode_s, back = median_time(lambda: decode(coded), repeats)
+    sizes = dict.fromkeys(GROUPS, 0)
+    sizes["other"] = _raw_other(weights, groups)
+    for k, (data, scale) in coded.items():
+        sizes[groups[k]] += len(data) + scale.nbytes
+    sizes["overhead"] = 0
+    return Outcome(back, sizes, encode_s, decode_s)
+
+
+GGUF_BLOCK = 32  # every type swept here (Q4_0 ... Q8_0, MXFP4) cuts rows into blocks of 32
+
+
+def _gguf_type(name: str):
+    try:
+        from gguf import GGMLQuantizationType
+    except ImportError as exc:
+        raise Unavailable("the gguf package is not installed (pip install gguf)") from exc
+    return GGMLQuantizationType[name]
+
+
+def run_gguf(setting: Setting, weights, groups, workdir: str, repeats: int, context: dict) -> Outcome:
+    """fc tensors in the setting's GGUF type, conv kernels in Q8_0; a tensor whose rows
+    (its last axes flattened after the first) are not a multiple of 32 long is float16."""
+    types = {"fc": _gguf_type(setting.options["type"]), "conv": _gguf_type("Q8_0")}
+    from gguf import quants
+
+    def rows(x: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(x.reshape(x.shape[0], -1), dtype=np.float32)
+
+    def encode():
+        coded = {}
+        for k, g in groups.items():
+            if g != "other":
+                m = rows(weights[k])
+                coded[k] = (types[g], quants.quantize(m, types[g])) if m.shape[1] % GGUF_BLOCK == 0 else (None, m.astype(np.float16))
+        return coded
+
+    def decode(coded):
+        out = dict(weights)
+        for k, (qtype, data) in coded.items():
+            flat = data.astype(np.float32) if qtype is None else quants.dequantize(data, qtype)
+            out[k] = flat.reshape(weights[k].shape).astype(weights[k].dtype)
+        return out
+
+    encode_s, coded = median_time(encode, repeats)
+    decode_s, back = median_time(lambda: decode(coded), repeats)
+    sizes = dict.fromkeys(GROUPS, 0)
+    sizes["other"] = _raw_other(weights, groups)
+    for k, (_, data) in coded.items():
+        sizes[groups[k]] += data.nbytes
+    sizes["overhead"] = 0
+    return Outcome(back, sizes, encode_s, decode_s)
+
+
+RUNNERS = {
+    "pyweightvc": run_pyweightvc,
+    "int8": run_level_coder,
+    "zstd": run_level_coder,
+    "xz": run_level_coder,
+    "jpeg": run_level_coder,
+    "requant": run_requantised,
+    "gguf": run_gguf,
+}
 
 
 def run_settings(
@@ -293,6 +401,9 @@ def run_settings(
                 outcome = RUNNERS[s.method](s, weights, groups, workdir, repeats, context)
             except rate.Unreachable as exc:  # a search that cannot keep the bar with this setting
                 yield s, None, f"unreachable: {exc}"
+                continue
+            except Unavailable as exc:  # a peer's package missing here
+                yield s, None, str(exc)
                 continue
             yield s, outcome, None
     if not nnc:

@@ -8,10 +8,12 @@ from pathlib import Path
 
 from . import figures, paper
 
-METHOD_ORDER = ("pyweightvc", "nncodec", "jpeg", "zstd", "xz", "int8")
+METHOD_ORDER = ("pyweightvc", "nncodec", "requant", "gguf", "jpeg", "zstd", "xz", "int8")
 METHOD_NAMES = {
     "pyweightvc": "pyweightvc (HEVC)",
     "nncodec": "NNCodec 2.1.3",
+    "requant": "requantised + zstd-19",
+    "gguf": "GGUF (gguf package)",
     "jpeg": "JPEG (Pillow)",
     "zstd": "int8 + zstd-22",
     "xz": "int8 + xz-9e",
@@ -157,6 +159,12 @@ def write(results: dict, path: Path, figure_dir: Path) -> None:
         "scale added); **JPEG** codes each fc matrix's levels as one grey picture at one quality (conv kernels as "
         "pyweightvc's default); **NNCodec** codes fc and conv floats itself (DeepCABAC) at its qp, in its own "
         "virtual environment on the same tensors. Peers' sizes are payloads without a container.",
+        "- **requantised + zstd-19** (the simplest strong alternative): each fc tensor requantised with the coarsest "
+        "step that reaches the setting's weight SNR (one step floor for every output channel), its levels zstd -19; "
+        "conv kernels as pyweightvc's default (8-bit levels per channel), so only the fc coder differs. **GGUF**: "
+        "the gguf package's own quantiser of that type on the fc tensors (blocks of 32 along each row with their "
+        "scales, no entropy coding; its true bits per weight), conv kernels Q8_0, tensors whose rows are not a "
+        "multiple of 32 long float16, as llama.cpp does.",
         "- Bits per weight: stored bytes x 8 over the weights of the group. Weight SNR: 10 log10(sum w^2 / sum (w - w')^2) "
         "over the fc group. Times: whole-model encode and decode in seconds (pyweightvc uses all cores; zstd, xz, "
         "JPEG and NNCodec one).",
