@@ -9,7 +9,8 @@ kernels as int8 levels: the old default at N = 24), "snr T" (every quantised
 tensor, conv kernels included, through HEVC at the largest QP whose weight SNR
 reaches T dB), "step T" (every quantised tensor as deflated levels of the coarsest
 step that reaches T dB: pyweightvc.targets.step_for_snr),
-"snr T, conv int8" (the same with conv kernels as int8 levels), "snr T, int8
+"step T, conv int8" and "snr T, conv int8" (the same with conv kernels as int8
+levels), "snr T, int8
 where short" (2-D matrices through HEVC at T dB, those whose 8-bit levels reach
 less than T + 0.5 dB and conv kernels as int8 levels), and "default"
 (pyweightvc.Policy() as it is now). "int8 + zstd" is the size of the same
@@ -59,8 +60,10 @@ def candidate_policy(name: str, weights: dict) -> wvc.Policy:
             return wvc.Policy(target_snr_db=target)
         return wvc.Policy(target_snr_db=target, overrides={"kind:conv": {"storage": "hevc", "target_snr_db": target}})
     if name.startswith("step "):
-        target = float(name[5:])
+        target = float(name[5:].split(",")[0])
         kept = {"storage": "int8", "target_snr_db": target}
+        if name.endswith(", conv int8"):
+            return wvc.Policy(overrides={"kind:linear": kept})
         return wvc.Policy(overrides={"kind:linear": kept, "kind:conv": kept})
     raise ValueError(f"unknown candidate {name!r}")
 

@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     print("| model | storage | min_step | channels | weights | scales raw B | bits/weight | deflated f32 B | deflated f16 B |")
     print("|---|---|---|---|---|---|---|---|---|")
     medians = {}
-    policy = wvc.Policy()
+    policy = wvc.Policy(wvc.DEFAULT_QP)  # the matrices through HEVC, as when this was measured
     with tempfile.TemporaryDirectory(prefix="pyweightvc-params-") as work:
         for model in models:
             weights = subjects.SUBJECTS[model](Path(work)).weights()

@@ -199,7 +199,9 @@ def folder_section(name: str, shards: list[dict], configs: list, opts, results: 
     out = os.path.join(opts.data, name + "-wvc")
     for label, extra in configs:
         shutil.rmtree(out, ignore_errors=True)
-        r = measure(f"{name}: compress, {label}", cli("compress", src, "-o", out, "--json", *extra), weights, cores, opts, results)
+        r = measure(
+            f"{name}: compress, {label}", cli("compress", src, "-o", out, "--json", "--qp", "24", *extra), weights, cores, opts, results
+        )
         s = r["summary"]
         r["ratio_vs_input"], r["ratio_vs_fp32"], r["bits_per_weight"] = (s["ratio_vs_input"], s["ratio_vs_fp32"], s["bits_per_weight"])
     back = os.path.join(opts.data, name + "-back")

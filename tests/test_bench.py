@@ -116,6 +116,9 @@ def test_quick_suite_measures_the_simple_alternatives(quick_run):
     assert 22 <= requant["snr_fc_db"] < 22.5 and requant["bpw_fc"] < 0.6 * zstd["bpw_fc"]
     # the MLP's first layer has 784 columns, no whole blocks of 32: float16, as llama.cpp leaves it
     assert gguf["setting"] == "Q4_0" and 4.5 < gguf["bpw_fc"] < 16
+    # what `pyweightvc compress` does without options: exact levels at DEFAULT_SNR_DB, below int8 + zstd
+    free = _row(results, "pyweightvc", "data-free default")
+    assert wvc.DEFAULT_SNR_DB <= free["snr_fc_db"] < wvc.DEFAULT_SNR_DB + 0.5 and free["bytes"] < zstd["bytes"]
 
 
 def test_update_merges_new_rows_into_an_earlier_run(quick_run, tmp_path):

@@ -27,7 +27,7 @@ def small_checkpoint(path):
 def test_check_verifies_a_good_file_and_refuses_a_damaged_one(tmp_path, capsys):
     src = small_checkpoint(tmp_path / "m.safetensors")
     out = tmp_path / "m.wvc"
-    assert cli.main(["compress", str(src), "-o", str(out), "--json"]) == 0
+    assert cli.main(["compress", str(src), "-o", str(out), "--qp", "24", "--json"]) == 0  # HEVC: pictures to verify
     capsys.readouterr()
     assert cli.main(["check", str(out)]) == 0
     assert "OK (1 file, 2 tensors, every checksum and picture verified)" in capsys.readouterr().out
@@ -93,7 +93,19 @@ def test_ctrl_c_stops_at_once_and_leaves_nothing(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pyweightvc", "compress", str(tmp_path / "big.safetensors"), "-o", str(out / "big.wvc"), "--preset", "slow"],
+        [
+            sys.executable,
+            "-m",
+            "pyweightvc",
+            "compress",
+            str(tmp_path / "big.safetensors"),
+            "-o",
+            str(out / "big.wvc"),
+            "--qp",
+            "24",
+            "--preset",
+            "slow",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -172,8 +172,45 @@ def test_golden_bytes_reproduced(tmp_path, stem):
         assert written == (DATA / f"{stem}.wvc").read_bytes()
 
 
+def test_default_keeps_matrices_as_levels_at_the_default_snr(tmp_path):
+    """Policy() without a QP or target: each matrix as exact levels of the coarsest
+    step reaching DEFAULT_SNR_DB (recorded in its entry), conv kernels as 8-bit
+    levels, vectors raw; no HEVC."""
+    t = tiny_model()
+    path = write(tmp_path, t)
+    with wvc.safe_open(path) as f:
+        fc = f.entry("fc.weight")
+        assert fc["storage"] == "int8" and fc["target_snr_db"] == wvc.DEFAULT_SNR_DB and fc["min_step"] > 0
+        assert f.entry("conv.weight")["storage"] == "int8" and "target_snr_db" not in f.entry("conv.weight")
+        back = f.get_tensor("fc.weight")
+    snr = 10 * np.log10((t["fc.weight"].astype(np.float64) ** 2).sum() / ((t["fc.weight"] - back).astype(np.float64) ** 2).sum())
+    assert wvc.DEFAULT_SNR_DB <= snr < wvc.DEFAULT_SNR_DB + 0.3  # the coarsest step that reaches it
+    assert wvc.Policy().plan("fc.weight", "float32", (40, 72)).describe() == f"int8 snr>={wvc.DEFAULT_SNR_DB:g}dB"
+
+
+def test_policy_rules_around_the_data_free_default():
+    shape = (40, 72)
+    plan = wvc.Policy(preset="slow").plan("fc.weight", "float32", shape)
+    assert (plan.storage, plan.target_snr_db, plan.preset) == ("int8", wvc.DEFAULT_SNR_DB, "slow")
+    # an override that asks for HEVC gets it, with the policy's preset, at DEFAULT_QP when the policy has no QP
+    hevc = wvc.Policy(preset="slow", overrides={"fc.*": {"qp": 30}}).plan("fc.weight", "float32", shape)
+    assert (hevc.storage, hevc.qp, hevc.preset) == ("hevc", 30, "slow")
+    turned = wvc.Policy(overrides={"fc.*": {"rotate": "auto"}}).plan("fc.weight", "float32", shape)
+    assert (turned.storage, turned.qp, turned.rotate) == ("hevc", wvc.DEFAULT_QP, "auto")
+    # rotation is a step of the HEVC path: asking for it without a QP asks for that path
+    assert wvc.Policy(rotate=True).qp == wvc.DEFAULT_QP and wvc.Policy(rotate=True).plan("fc.weight", "float32", shape).rotate is True
+    # the QP searches get an HEVC base from the default, and any other policy as it is
+    assert wvc.Policy().searchable().plan("fc.weight", "float32", shape).qp == wvc.DEFAULT_QP
+    explicit = wvc.Policy(30)
+    assert explicit.searchable() is explicit
+    assert wvc.Policy(target_snr_db=30).plan("fc.weight", "float32", shape).storage == "hevc"
+    # what a file records rebuilds the same policy
+    again = wvc.Policy(**json.loads(wvc.Policy().to_json()))
+    assert again.plan("fc.weight", "float32", shape) == wvc.Policy().plan("fc.weight", "float32", shape)
+
+
 def test_lazy_reads_decode_only_what_is_asked(tmp_path, monkeypatch):
-    path = write(tmp_path, tiny_model())
+    path = write(tmp_path, tiny_model(), qp=24)
     calls = []
     original = wvc.Decoder.decode
     monkeypatch.setattr(wvc.Decoder, "decode", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
@@ -194,7 +231,7 @@ def test_lazy_reads_decode_only_what_is_asked(tmp_path, monkeypatch):
 
 def test_tied_tensors_stored_once(tmp_path):
     w = (np.random.default_rng(1).standard_normal((64, 64)) * 0.1).astype(np.float32)
-    path = write(tmp_path, {"embed.weight": w, "lm_head.weight": w, "other": w.copy()})
+    path = write(tmp_path, {"embed.weight": w, "lm_head.weight": w, "other": w.copy()}, qp=24)
     with wvc.safe_open(path) as f:
         assert f._header["lm_head.weight"] == {"dtype": "float32", "shape": [64, 64], "storage": "alias", "alias_of": "embed.weight"}
         assert f._header["other"]["storage"] == "hevc"
@@ -555,7 +592,7 @@ def test_empty_and_odd_tensors(tmp_path):
 def test_min_step_for_conv_kernels(tmp_path):
     t = tiny_model()
     t["conv.weight"][:8] *= 1e-3  # narrow output channels: their max-abs steps fall below the floor
-    policy = wvc.Policy(overrides={"kind:conv": {"min_step": 1e-3}})
+    policy = wvc.Policy(24, overrides={"kind:conv": {"min_step": 1e-3}})
     assert policy.plan("conv.weight", "float32", (16, 8, 3, 3)).describe() == "int8 min_step 0.001"
     assert policy.plan("fc.weight", "float32", (40, 72)).quant_options() == {
         "bits": 8,
@@ -563,7 +600,7 @@ def test_min_step_for_conv_kernels(tmp_path):
         "per_channel": True,
     }  # no min_step key: entries read as before
     path = write(tmp_path, t, policy=policy)
-    plain = write(tmp_path, t, name="plain.wvc")
+    plain = write(tmp_path, t, name="plain.wvc", qp=24)
     with wvc.safe_open(path) as f, wvc.safe_open(plain) as g:
         assert f.entry("conv.weight")["min_step"] == 1e-3 and "min_step" not in f.entry("fc.weight")
         qt = f.get_int8("conv.weight")
@@ -591,7 +628,7 @@ def test_min_step_from_the_command_line(tmp_path, capsys):
 
     src, out = tmp_path / "m.safetensors", tmp_path / "m.wvc"
     save_file({k: v for k, v in tiny_model().items() if k.startswith(("conv", "fc"))}, str(src))
-    assert cli.main(["compress", str(src), "-o", str(out), "--override", "kind:conv=min_step:0.002"]) == 0
+    assert cli.main(["compress", str(src), "-o", str(out), "--qp", "24", "--override", "kind:conv=min_step:0.002"]) == 0
     with wvc.safe_open(str(out)) as f:
         assert f.entry("conv.weight")["min_step"] == 0.002 and "min_step" not in f.entry("fc.weight")
     capsys.readouterr()

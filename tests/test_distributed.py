@@ -162,7 +162,8 @@ def test_ctrl_c_stops_at_once_and_leaves_no_partial_or_temporary_file(tmp_path, 
     out = tmp_path / "out"
     # a terminal's Ctrl-C: SIGINT to the whole process group
     p = subprocess.Popen(
-        [sys.executable, "-m", "pyweightvc", "compress", str(src), "-o", str(out), *spread],
+        # HEVC at a QP: the data-free default (levels) is over before an interrupt lands
+        [sys.executable, "-m", "pyweightvc", "compress", str(src), "-o", str(out), "--qp", "24", *spread],
         start_new_session=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -93,10 +93,11 @@ def test_float_round_trip_keeps_the_graph(tmp_path):
         assert np.abs(a - b).max() < 0.05 * np.abs(a).max()
 
 
-def test_qdq_keeps_weights_int8_and_runs(tmp_path):
+@pytest.mark.parametrize("qp", [24, None])  # None: the data-free default, matrices as exact levels
+def test_qdq_keeps_weights_int8_and_runs(tmp_path, qp):
     model = small_model()
     path = str(tmp_path / "m.wvc")
-    wvc_onnx.compress(model, path, qp=24)
+    wvc_onnx.compress(model, path, qp=qp)
     qdq = wvc_onnx.decompress(path, format="qdq")
     onnx.checker.check_model(qdq, full_check=True)
     init = {t.name: t for t in qdq.graph.initializer}

@@ -224,7 +224,7 @@ def test_command_rotate_and_overrides(tmp_path, capsys):
     capsys.readouterr()
     assert cli.main(["info", str(out)]) == 0
     assert "hevc rotated" in capsys.readouterr().out
-    assert cli.main(["compress", str(src), "-o", str(out), "--override", "smooth.*=rotate:true,target_snr_db:30.5"]) == 0
+    assert cli.main(["compress", str(src), "-o", str(out), "--qp", "24", "--override", "smooth.*=rotate:true,target_snr_db:30.5"]) == 0
     with wvc.safe_open(str(out)) as f:
         assert f.entry("smooth.weight")["rotate"] is True and f.entry("smooth.weight")["target_snr_db"] == 30.5
         assert "rotate" not in f.entry("outliers.weight")  # the policy default: not rotated

@@ -2,7 +2,10 @@
 checkpoint with the ``pyweightvc`` command, reload the .wvc file into the network
 (strict=True), and report size and fidelity.
 
-    python -m pyweightvc_bench.demo [--qp 24] [--preset fast] [--workdir DIR] [--photos-per-image 8]
+    python -m pyweightvc_bench.demo [--qp N] [--preset fast] [--workdir DIR] [--photos-per-image 8]
+
+Without --qp the command's data-free default runs (matrices kept as levels at
+pyweightvc.DEFAULT_SNR_DB weight SNR); --qp N sends them through HEVC at QP N.
 
 Fidelity: weight SNR of the compressed tensors, and top-1 / top-5 agreement and
 KL divergence of the compressed network against the original on crops of real
@@ -28,7 +31,7 @@ from pyweightvc_bench import fidelity, nets, photos
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--qp", type=int, default=wvc.DEFAULT_QP)
+    ap.add_argument("--qp", type=int, help="matrices through HEVC at this QP (default: the command's default)")
     ap.add_argument("--preset", default=wvc.DEFAULT_PRESET, choices=wvc.settings.PRESETS)
     ap.add_argument("--model", default="mobilenet_v2", choices=sorted(nets.CLASSIFIERS))
     ap.add_argument("--workdir", help="where the checkpoint and .wvc files go (default: a temporary folder)")
@@ -40,7 +43,7 @@ def main(argv=None) -> int:
     info = wvc.lib_info()
     print(
         f"pyweightvc {info['pyweightvc']} (x265 {info['x265']}, libde265 {info['libde265']}); "
-        f"model {args.model}, QP {args.qp}, preset {args.preset}\n"
+        f"model {args.model}, " + (f"QP {args.qp}, preset {args.preset}\n" if args.qp is not None else "default settings\n")
     )
     workdir = args.workdir or tempfile.mkdtemp(prefix="pyweightvc-demo-")
     os.makedirs(workdir, exist_ok=True)
@@ -48,7 +51,7 @@ def main(argv=None) -> int:
     out = os.path.join(workdir, f"{args.model}.wvc")
     shutil.copyfile(nets.checkpoint_path(args.model), src)
 
-    command = ["compress", src, "-o", out, "--qp", str(args.qp), "--preset", args.preset]
+    command = ["compress", src, "-o", out] + (["--qp", str(args.qp), "--preset", args.preset] if args.qp is not None else [])
     print("$ pyweightvc " + " ".join(command))
     if cli.main(command) != 0:
         return 1
@@ -69,6 +72,8 @@ def main(argv=None) -> int:
         for name in f.keys():
             e = f.entry(name)
             label = e["storage"] if e["storage"] != "hevc" else ("hevc lossless" if e["lossless"] else f"hevc QP {e['qp']}")
+            if e["storage"] == "int8" and e.get("target_snr_db"):
+                label = f"int8, {e['target_snr_db']:g} dB"
             g = groups.setdefault(label, {"tensors": 0, "weights": 0, "bytes": 0, "ref": [], "got": []})
             g["tensors"] += 1
             g["weights"] += int(np.prod(e["shape"]))

@@ -19,6 +19,7 @@ COLOURS = {
 }
 STYLES = {
     "default": "-",
+    "data-free default": "none",
     "per-tensor": "--",
     "asymmetric": ":",
     "conv HEVC": "-.",
@@ -45,6 +46,7 @@ QP_VARIANTS = ("default", "per-tensor", "asymmetric", "conv HEVC", "rotated")
 MARKERS = {"pyweightvc": "o", "nncodec": "s", "requant": "v", "gguf": "*", "jpeg": "^", "zstd": "P", "xz": "X", "int8": "D"}
 VARIANT_MARKERS = {
     "default": "o",
+    "data-free default": "H",
     "per-tensor": "v",
     "asymmetric": "<",
     "conv HEVC": ">",

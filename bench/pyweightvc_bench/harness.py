@@ -54,7 +54,7 @@ NNCODEC_COARSE_QPS = (-16, -14, -12)
 CONV_MIN_STEPS = (0.002, 0.003)
 CONV_MIN_STEP_QPS = (24, 28, 32)
 # requantised + zstd: fc weight SNRs from where the small nets still work to near 8-bit levels
-REQUANT_SNRS = (4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 34)
+REQUANT_SNRS = (1, 2, 3, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 34)
 # the gguf package's quantisers (0.19 quantises no K-quant), and their bits per weight
 GGUF_TYPES = {"MXFP4": 4.25, "Q4_0": 4.5, "Q4_1": 5.0, "Q5_0": 5.5, "Q5_1": 6.0, "Q8_0": 8.5}
 
@@ -73,6 +73,7 @@ class Suite:
             qps = conv_qps = (24, 36)
         s = [_pwvc("default", qp) for qp in qps]
         s.append(
+            Setting("pyweightvc", "data-free default", f"levels at {wvc.DEFAULT_SNR_DB:g} dB", wvc.DEFAULT_SNR_DB, {"data_free": True})
         )
         s.append(Setting("pyweightvc", "lossless", "lossless", None, {"lossless": True}))
         # per tensor: the paper's QPs; it collapses MiniLM, which three points show

@@ -330,7 +330,10 @@ def _gguf_type(name: str):
         from gguf import GGMLQuantizationType
     except ImportError as exc:
         raise Unavailable("the gguf package is not installed (pip install gguf)") from exc
-    return GGMLQuantizationType[name]
+    try:
+        return GGMLQuantizationType[name]
+    except KeyError:
+        raise Unavailable(f"this gguf package has no type {name} (gguf >= 0.19 has it)") from None
 
 
 def run_gguf(setting: Setting, weights, groups, workdir: str, repeats: int, context: dict) -> Outcome:

@@ -151,8 +151,10 @@ def write(results: dict, path: Path, figure_dir: Path) -> None:
         "- Tensors fall into groups by pyweightvc's policy: **fc** (2-D float weights: fully connected layers, "
         "embeddings), **conv** (float weights of rank >= 3) and **other** (biases, norms, tensors under 1024 "
         "elements), which every method stores raw.",
-        "- **pyweightvc**: a real .wvc file (header included). `default` = the shipped policy (symmetric, one scale "
-        "per output channel, fc through HEVC at the QP, conv kernels as deflated int8 levels); `per-tensor` = the "
+        "- **pyweightvc**: a real .wvc file (header included). `default` = fc through HEVC at the QP (symmetric, one "
+        "scale per output channel, conv kernels as deflated int8 levels); `data-free default` = what `pyweightvc "
+        "compress` does without options (`Policy()`: fc kept as exact levels of the coarsest step that reaches "
+        "pyweightvc.DEFAULT_SNR_DB weight SNR, conv kernels as int8 levels); `per-tensor` = the "
         "paper's exact pipeline (one scale per tensor); `asymmetric` = asymmetric levels; `conv HEVC` = conv kernels "
         "through lossy HEVC at the same QP too; `lossless` = HEVC lossless.",
         "- **int8 only**, **zstd**, **xz** code the same 8-bit levels as pyweightvc's default (4 bytes per output-channel "

@@ -15,7 +15,7 @@ from .container import load_file, safe_open, save_file
 from .errors import ContainerError, DecoderError, EncoderError, FormatError, InputError, WeightVCError
 from .folders import compress_folder, decompress_folder
 from .policy import Policy
-from .settings import DEFAULT_PRESET, DEFAULT_QP
+from .settings import DEFAULT_PRESET, DEFAULT_QP, DEFAULT_SNR_DB
 from .targets import encode
 
 __version__ = _versions()["pyweightvc"]
@@ -45,6 +45,7 @@ __all__ = [
     "ContainerError",
     "InputError",
     "DEFAULT_QP",
+    "DEFAULT_SNR_DB",
     "DEFAULT_PRESET",
     "__version__",
 ]

@@ -1,6 +1,6 @@
 """The ``pyweightvc`` command (also ``python -m pyweightvc``): parse, call, print.
 
-    pyweightvc compress IN -o OUT.wvc [--qp 24] [--lossless] [--policy FILE | --override PATTERN=k:v,...]
+    pyweightvc compress IN -o OUT.wvc [--qp N | --lossless | --target-snr DB] [--policy FILE | --override PATTERN=k:v,...]
     pyweightvc compress FOLDER -o OUT_FOLDER [--workers N] [--scheduler local|tcp://host:8786] [--resume]
     pyweightvc decompress IN.wvc -o OUT.pt|OUT.safetensors|OUT.onnx
     pyweightvc info IN.wvc
@@ -26,7 +26,7 @@ from . import __version__, fidelity, folders
 from .container import RAW_DTYPES, load_file, safe_open
 from .errors import ContainerError, DecoderError, EncoderError, FormatError, InputError, Unreachable, WeightVCError
 from .policy import Policy
-from .settings import DEFAULT_PRESET, DEFAULT_QP, PRESETS, check
+from .settings import DEFAULT_PRESET, DEFAULT_SNR_DB, PRESETS, check
 
 # Exit codes (also in the README and `pyweightvc --help`)
 EXIT_OK = 0
@@ -539,7 +539,9 @@ def _plugin_commands() -> dict:
 def build_parser() -> argparse.ArgumentParser:
     codes = "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items())
     ap = argparse.ArgumentParser(
-        prog="pyweightvc", description="Compress neural-network weights with HEVC.", epilog=f"Exit codes: {codes}."
+        prog="pyweightvc",
+        description="Compress neural-network weights: exact levels at a safe weight SNR by default, HEVC with --qp or a target.",
+        epilog=f"Exit codes: {codes}.",
     )
     ap.add_argument("--version", action="version", version=f"pyweightvc {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
@@ -555,7 +557,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--qp",
         type=_setting("qp", int),
         default=None,
-        help=f"HEVC QP for linear layers, 0..51: lower is larger and closer (default {DEFAULT_QP})",
+        help="HEVC QP for linear layers, 0..51: lower is larger and closer (default: no QP; linear layers "
+        f"kept as exact levels of the coarsest step that reaches {DEFAULT_SNR_DB:g} dB weight SNR)",
     )
     c.add_argument("--lossless", action="store_const", const=True, default=None, help="code linear layers' int8 levels losslessly")
     c.add_argument(
@@ -590,7 +593,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("off", "on", "auto"),
         default=None,
         help="rotate linear weight matrices before quantising (seeded Hadamard): on, off, or auto = "
-        "where a probe encode says it saves bits (default: off)",
+        "where a probe encode says it saves bits (default: off); rotation is a step of the HEVC path, "
+        "so without --qp or a target the matrices go through HEVC at QP 24",
     )
     c.add_argument("--policy", help=f"JSON file with the settings of pyweightvc.Policy: {{{', '.join(Policy.FIELDS)}, overrides}}")
     c.add_argument(
@@ -599,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATTERN=key:value[,key:value]",
         help="per-tensor settings by glob, re:REGEX or kind:KIND, e.g. 'classifier.*=qp:30' (repeatable)",
     )
-    c.add_argument("--preset", choices=PRESETS, default=None, help=f"x265 preset (default {DEFAULT_PRESET})")
+    c.add_argument("--preset", choices=PRESETS, default=None, help=f"x265 preset of the tensors coded with HEVC (default {DEFAULT_PRESET})")
     c.add_argument(
         "--threads",
         type=_setting("threads", int),

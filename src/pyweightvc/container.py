@@ -30,7 +30,7 @@ from ._files import atomic_write, write_chunks
 from .codec import Decoder, Encoder, QuantizedTensor, quantize, read_header
 from .errors import ContainerError, WeightVCError
 from .policy import Policy, TensorPlan
-from .settings import DEFAULT_QP, PRESETS
+from .settings import PRESETS
 from .targets import encode_to_target, resolve_rotate, step_for_snr
 
 FORMAT_NAME = "pyweightvc"
@@ -203,7 +203,7 @@ def library_metadata() -> dict:
 def save_file(
     tensors: Mapping[str, Any],
     path: str,
-    qp: int = DEFAULT_QP,
+    qp: Optional[int] = None,
     policy: Optional[Policy] = None,
     metadata: Optional[Mapping[str, str]] = None,
     *,
@@ -212,7 +212,8 @@ def save_file(
 ) -> dict:
     """Compress a dict of tensors (numpy arrays or torch tensors) into a .wvc file.
 
-    policy: a :class:`Policy` (default: ``Policy(qp)``). metadata: str -> str, kept
+    policy: a :class:`Policy` (default: ``Policy(qp)``; without a qp, the data-free default
+    that keeps matrices as levels at ``DEFAULT_SNR_DB``). metadata: str -> str, kept
     in ``__metadata__``. progress(name, elements) is called after each tensor.
     Returns the header that was written (without ``__metadata__``).
     """

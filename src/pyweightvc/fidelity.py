@@ -322,7 +322,7 @@ def compress_onnx_for_fidelity(
     from . import onnx as wvc_onnx
 
     model = wvc_onnx.load(original)
-    policy = policy or Policy()
+    policy = (policy or Policy()).searchable()
     tensors, places, _ = wvc_onnx.extract(model, policy)
     probe = OnnxProbe(model)
     skeleton = tensors[wvc_onnx.MODEL_KEY].tobytes()
@@ -352,7 +352,14 @@ def compress_folder_for_fidelity(
     os.makedirs(dst, exist_ok=True)
     metadata = source_metadata(shard, ckpt.kind, ckpt.metadata)
     result = _search(
-        ckpt.tensors, os.path.join(dst, target), probe.check, target_fidelity, policy or Policy(), metadata, threads, like="torch"
+        ckpt.tensors,
+        os.path.join(dst, target),
+        probe.check,
+        target_fidelity,
+        (policy or Policy()).searchable(),
+        metadata,
+        threads,
+        like="torch",
     )
     finish_folder(src, dst, {target: shard})
     return FidelityResult(result, probe.check(load_file(os.path.join(dst, target), like="torch")))

@@ -1,11 +1,12 @@
 """ONNX models in, ONNX models out.
 
     from pyweightvc import onnx as wvc_onnx
-    wvc_onnx.compress("model.onnx", "model.wvc", qp=24)
+    wvc_onnx.compress("model.onnx", "model.wvc")               # or qp=24: matrices through HEVC
     model = wvc_onnx.decompress("model.wvc", format="float")   # or "qdq"
 
 The weights the policy quantises (graph initializers and the tensors of Constant
-nodes: MatMul/Gemm matrices through HEVC, Conv and LSTM kernels as int8 levels)
+nodes: MatMul/Gemm matrices as the policy says — exact levels at DEFAULT_SNR_DB by
+default, through HEVC with a QP or target —, Conv and LSTM kernels as int8 levels)
 go into the .wvc file as usual; everything else — the graph with its nodes,
 attributes, opsets, metadata and the tensors stored raw — is kept verbatim as a
 serialised ModelProto whose extracted tensors have their data cleared, so the
@@ -31,7 +32,6 @@ from onnx import TensorProto, helper, numpy_helper
 from .container import WvcFile, load_json, safe_open, save_file
 from .errors import ContainerError, InputError
 from .policy import Policy
-from .settings import DEFAULT_QP
 
 MODEL_KEY = "__onnx_model__"
 CONSTANT_PREFIX = "__constant__:"
@@ -120,7 +120,12 @@ def places_metadata(places: list) -> dict:
 
 
 def compress(
-    model_or_path: Any, path: str, qp: int = DEFAULT_QP, policy: Optional[Policy] = None, metadata: Optional[dict] = None, **options: Any
+    model_or_path: Any,
+    path: str,
+    qp: Optional[int] = None,
+    policy: Optional[Policy] = None,
+    metadata: Optional[dict] = None,
+    **options: Any,
 ) -> dict:
     """Compress an ONNX model (path or ModelProto) into a .wvc file; returns its header.
     Options: threads, and progress(name, elements) called as the weights are done

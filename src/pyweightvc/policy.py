@@ -1,10 +1,19 @@
 """Which tensor of a model takes which path.
 
-Default (the paper's pipeline): 2-D float weights (fully connected / linear
-layers, embeddings) go through lossy HEVC at the chosen QP; float tensors of rank
->= 3 (convolution kernels) keep their 8-bit levels exactly (deflate-coded,
-``storage="int8"``); 1-D tensors (biases, norms), tensors under ``min_elements``
-and every integer, bool or float64 tensor are stored raw in their dtype.
+With a QP (the paper's pipeline, ``Policy(24)``): 2-D float weights (fully
+connected / linear layers, embeddings) go through lossy HEVC at that QP; float
+tensors of rank >= 3 (convolution kernels) keep their 8-bit levels exactly
+(deflate-coded, ``storage="int8"``); 1-D tensors (biases, norms), tensors under
+``min_elements`` and every integer, bool or float64 tensor are stored raw in their
+dtype. ``target_snr_db`` / ``target_bpw`` / ``lossless`` choose the matrices' QP
+instead.
+
+Without any of them (``Policy()``, the data-free default): the matrices too are
+kept as exact levels, of the coarsest step that reaches ``DEFAULT_SNR_DB`` weight
+SNR (their 8-bit levels where those reach less). Measured on every kind of model
+(docs/results.md): at the weight SNR that keeps transformers, LSTMs and CNNs as
+close as plain int8 does, exact levels take fewer bits than lossy HEVC and encode
+in a fraction of its time.
 
 One measured departure from the paper: weights are quantised per output channel
 (``per_channel=True``; the paper used one scale per tensor, which
@@ -19,8 +28,11 @@ or a kind (``"kind:conv"``; kinds: linear, conv, vector, small, other). Kind
 overrides apply first, then name patterns in the order given, later ones winning.
 Settings: ``storage`` ("hevc", "int8", "raw"), ``qp``, ``lossless``, ``bits``,
 ``symmetric``, ``per_channel``, ``min_step``, ``preset``, ``target_snr_db``,
-``target_bpw``, ``rotate``. Giving ``qp``, ``lossless`` or a target without ``storage`` means
-``storage="hevc"``.
+``target_bpw``, ``rotate``. Giving ``qp``, ``lossless``, a target or ``rotate`` without
+``storage`` means ``storage="hevc"`` (at the policy's QP, or ``DEFAULT_QP`` for the
+data-free default). ``storage="int8"`` on a matrix keeps the policy's weight-SNR
+target where it has one (the data-free default: ``DEFAULT_SNR_DB``), else its 8-bit
+max-abs levels.
 
 ``rotate`` (HEVC storage only): False, True, or "auto" — rotate the matrix
 (:class:`pyweightvc.codec.Rotation`) where a probe encode says it saves bits at
@@ -41,7 +53,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional
 
-from .settings import DEFAULT_PRESET, DEFAULT_QP, STORAGES, check
+from .settings import DEFAULT_PRESET, DEFAULT_QP, DEFAULT_SNR_DB, STORAGES, check
 
 KINDS = ("linear", "conv", "vector", "small", "other")
 SETTING_KEYS = (
@@ -99,6 +111,8 @@ class TensorPlan:
                 return f"hevc bpw<={self.target_bpw:g}"
             how = "hevc lossless" if self.lossless else f"hevc qp {self.qp}"
             return how + ("" if self.rotate is False else " rotated" if self.rotate is True else " rotate=auto")
+        if self.storage == "int8" and self.target_snr_db is not None:
+            return f"int8 snr>={self.target_snr_db:g}dB"
         return self.storage
 
 
@@ -117,7 +131,7 @@ def tensor_kind(dtype: str, shape: tuple[int, ...], min_elements: int) -> str:
 
 def _check_settings(key: str, settings: Any) -> dict:
     """Validated settings of one override (`key`), with storage="hevc" implied by a QP,
-    lossless or a target."""
+    lossless, a target or a rotation (a step of the HEVC path)."""
     where = f"policy override {key!r}: "
     if not isinstance(settings, Mapping):
         raise ValueError(f"{where}settings must be a mapping, got {settings!r}")
@@ -137,7 +151,7 @@ def _check_settings(key: str, settings: Any) -> dict:
     given = [t for t in TARGET_KEYS if s.get(t) is not None]
     if len(given) > 1 or (given and ("qp" in s or s.get("lossless"))):
         raise ValueError(f"{where}give one of qp, lossless, target_snr_db, target_bpw")
-    if ("qp" in s or s.get("lossless") or given) and "storage" not in s:
+    if ("qp" in s or s.get("lossless") or given or s.get("rotate")) and "storage" not in s:
         s["storage"] = "hevc"
     return s
 
@@ -154,7 +168,7 @@ class Policy:
 
     def __init__(
         self,
-        qp: int = DEFAULT_QP,
+        qp: Optional[int] = None,
         *,
         lossless: bool = False,
         preset: str = DEFAULT_PRESET,
@@ -166,7 +180,7 @@ class Policy:
         rotate: Any = False,
         overrides: Optional[Mapping[str, Mapping[str, Any]]] = None,
     ):
-        self.qp = check("qp", qp)
+        self.qp = None if qp is None else check("qp", qp)
         self.lossless = check("lossless", lossless)
         self.preset = check("preset", preset)
         self.per_channel = check("per_channel", per_channel)
@@ -177,6 +191,8 @@ class Policy:
             raise ValueError("give one of target_snr_db and target_bpw")
         if (self.target_snr_db is not None or self.target_bpw is not None) and self.lossless:
             raise ValueError("a target and lossless exclude each other")
+        if self.rotate is not False and self.hevc_choice() is None:
+            self.qp = DEFAULT_QP  # rotation is a step of the HEVC path: asking for it asks for that path
         if isinstance(min_elements, bool) or not isinstance(min_elements, int) or min_elements < 0:
             raise ValueError(f"min_elements must be a non-negative integer, got {min_elements!r}")
         self.min_elements = min_elements
@@ -208,7 +224,16 @@ class Policy:
         """The constructor's arguments that make this policy (overrides included)."""
         return {**{f: getattr(self, f) for f in self.FIELDS}, "overrides": dict(self._overrides)}
 
+    def hevc_choice(self) -> Optional[str]:
+        """How the matrices' QP is chosen ("qp", "lossless", "target"), or None for
+        the data-free default (matrices kept as levels)."""
+        if self.target_snr_db is not None or self.target_bpw is not None:
+            return "target"
+        return "lossless" if self.lossless else "qp" if self.qp is not None else None
+
     def _default(self, kind: str) -> TensorPlan:
+        if kind == "linear" and self.hevc_choice() is None:
+            return TensorPlan("int8", kind, per_channel=self.per_channel, preset=self.preset, target_snr_db=DEFAULT_SNR_DB)
         if kind == "linear":
             targeted = self.target_snr_db is not None or self.target_bpw is not None
             return TensorPlan(
@@ -266,7 +291,7 @@ class Policy:
             elif plan.storage == "hevc":
                 chooser.update(qp=plan.qp, lossless=plan.lossless, target_snr_db=plan.target_snr_db, target_bpw=plan.target_bpw)
             else:
-                chooser["qp"] = self.qp
+                chooser["qp"] = DEFAULT_QP if self.qp is None else self.qp
             if chooser["lossless"] or chooser["target_snr_db"] is not None or chooser["target_bpw"] is not None:
                 chooser["qp"] = None
         elif storage == "int8":
@@ -278,6 +303,14 @@ class Policy:
             chooser["target_snr_db"] = merged.get("target_snr_db", plan.target_snr_db)
         merged.update(chooser)
         return replace(plan, storage=storage, **merged)
+
+    def searchable(self) -> Policy:
+        """The base of the searches over QPs (pyweightvc.search): this policy, or, for the
+        data-free default, its matrices through lossy HEVC at DEFAULT_QP instead of kept
+        as levels (levels have no QP to search)."""
+        if self.hevc_choice() is not None:
+            return self
+        return Policy(**{**self.settings(), "qp": DEFAULT_QP})
 
     def with_overrides(self, extra: Mapping[str, Mapping[str, Any]]) -> Policy:
         """This policy with more overrides after its own (later ones win)."""

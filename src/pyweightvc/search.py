@@ -111,7 +111,7 @@ def save_file_to_size(
     the chosen QPs are in its entries (and the target in the metadata)."""
     if isinstance(target_bytes, bool) or not isinstance(target_bytes, (int, np.integer)) or target_bytes <= 0:
         raise ValueError(f"target size must be a positive number of bytes, got {target_bytes!r}")
-    policy = policy or Policy()
+    policy = (policy or Policy()).searchable()
     seen, coded = set(), []
     for name, x in tensors.items():
         key = storage_key(x)
@@ -258,7 +258,7 @@ class AccuracySearch:
                 f"(targets by each tensor's measured effect on the score), got {allocate!r}"
             )
         self.tensors, self.path, self.evaluate, self.max_drop = tensors, path, evaluate, float(max_drop)
-        self.policy = policy or Policy()
+        self.policy = (policy or Policy()).searchable()
         self.threads, self.like, self.snr_range, self.resolution_db = threads, like, snr_range, resolution_db
         self.search_min_step, self.allocate = search_min_step, allocate
         self.plans = {n: self.policy.plan(n, dtype_name(x), tuple(x.shape)) for n, x in tensors.items()}

@@ -15,6 +15,10 @@ from ._core import MAX_FRAME_SIDE, MIN_FRAME_SIDE
 from ._core import PRESETS as _NATIVE_PRESETS
 
 DEFAULT_QP = 24
+# The data-free default of a model (Policy() without a QP or target): each matrix kept
+# as levels of the coarsest step that reaches this weight SNR. Chosen by its effect on
+# every kind of model against plain int8 (docs/results.md, benchmarks/default_policy.py).
+DEFAULT_SNR_DB = 36.0
 DEFAULT_PRESET = "fast"  # same size as "medium" within 0.05 % on weight pictures, faster
 # Frames of at most 2048 x 2048 samples; see docs/format.md and
 # benchmarks/core_bench.py for the measurement behind the default.
@@ -94,7 +98,12 @@ def _rotate(v: Any) -> Any:
 
 
 _ALL = (
-    Setting("qp", DEFAULT_QP, "HEVC quantiser 0..51: lower is larger and closer", _integer("qp", 0, 51)),
+    Setting(
+        "qp",
+        DEFAULT_QP,
+        "HEVC quantiser 0..51: lower is larger and closer (a policy without one keeps its matrices as levels)",
+        _integer("qp", 0, 51),
+    ),
     Setting("lossless", False, "code the integer levels exactly", _flag("lossless")),
     Setting("bits", 8, "quantiser width 2..8", _integer("bits", 2, 8)),
     Setting("symmetric", True, "zero point 0 (the paper's choice; codes far better)", _flag("symmetric")),

@@ -17,13 +17,12 @@ import torch
 
 from .container import dtype_name, load_file, save_file
 from .policy import Policy
-from .settings import DEFAULT_QP
 
 
 def save_state_dict(
     state_dict: Mapping[str, torch.Tensor],
     path: str,
-    qp: int = DEFAULT_QP,
+    qp: Optional[int] = None,
     policy: Optional[Policy] = None,
     metadata: Optional[Mapping[str, str]] = None,
     **options: Any,
@@ -44,7 +43,7 @@ def load_state_dict(path: str, device: Any = "cpu", threads: Optional[int] = Non
     return OrderedDict((k, v.to(device)) for k, v in tensors.items())
 
 
-def save_model(model: torch.nn.Module, path: str, qp: int = DEFAULT_QP, **options: Any) -> dict:
+def save_model(model: torch.nn.Module, path: str, qp: Optional[int] = None, **options: Any) -> dict:
     """save_state_dict(model.state_dict(), path, qp, ...)."""
     return save_state_dict(model.state_dict(), path, qp=qp, **options)
 
@@ -66,7 +65,7 @@ def output_sensitivity(model: torch.nn.Module, inputs: Any, policy: Optional[Pol
     output change per unit of relative noise energy, elements x 10^(-SNR/10).
     inputs: a tensor or a tuple of positional arguments; the first tensor the
     model returns is compared. The model's weights are restored afterwards."""
-    policy = policy or Policy()
+    policy = (policy or Policy()).searchable()
     args = inputs if isinstance(inputs, tuple) else (inputs,)
     gen = torch.Generator().manual_seed(seed)
 
