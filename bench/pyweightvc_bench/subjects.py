@@ -348,9 +348,9 @@ class DdddOcr(Subject):
         ImageDraw.Draw(image).text((8, 6), text, fill="black", font=font)
         return image
 
-    def _reads(self, weights: dict[str, np.ndarray]) -> list[str]:
+    def _graph(self, weights: dict[str, np.ndarray]) -> bytes:
+        """The serialised graph with these float weights."""
         import onnx
-        import onnxruntime
         from onnx import numpy_helper
 
         model = onnx.ModelProto()
@@ -358,13 +358,26 @@ class DdddOcr(Subject):
         for t in model.graph.initializer:
             if t.name in weights:
                 t.CopyFrom(numpy_helper.from_array(np.asarray(weights[t.name], np.float32), t.name))
+        return model.SerializeToString()
+
+    def _reads(self, weights: dict[str, np.ndarray]) -> list[str]:
+        return self.graph_reads(self._graph(weights))
+
+    def graph_reads(self, model: bytes) -> list[str]:
+        """The reads of another graph of the same model (e.g. ONNX Runtime's quantize_dynamic output)."""
+        import onnxruntime
+
         engine = self.ocr.ocr_engine
         saved = engine.session
-        engine.session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+        engine.session = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"])
         try:
             return [self.ocr.classification(image) for image in self.images]
         finally:
             engine.session = saved
+
+    def evaluate_graph(self, model: bytes) -> dict[str, float]:
+        reads = self.graph_reads(model)
+        return {"exact_reads": self._exact(reads), "read_agreement": float(np.mean([a == b for a, b in zip(reads, self.reference_reads)]))}
 
     def _exact(self, reads: list[str]) -> float:
         return float(np.mean([r.lower() == t for r, t in zip(reads, self.text)]))
@@ -373,8 +386,7 @@ class DdddOcr(Subject):
         return self.reference_weights
 
     def evaluate(self, weights: dict[str, np.ndarray]) -> dict[str, float]:
-        reads = self._reads(weights)
-        return {"exact_reads": self._exact(reads), "read_agreement": float(np.mean([a == b for a, b in zip(reads, self.reference_reads)]))}
+        return self.evaluate_graph(self._graph(weights))
 
 
 SUBJECTS = {cls.name: cls for cls in (MlpMnist, CnnFashion, MobileNetV2, EfficientNetLite0, MiniLM, DdddOcr)}
