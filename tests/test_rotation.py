@@ -194,9 +194,9 @@ def test_policy_rotate_is_validated():
         wvc.Policy(rotate="sometimes")
     with pytest.raises(ValueError, match='rotate applies to storage "hevc" only'):
         wvc.Policy(overrides={"kind:conv": {"storage": "int8", "rotate": True}})
-    policy = wvc.Policy(overrides={"kind:conv": {"rotate": True}})  # conv kernels stay int8 by default
-    with pytest.raises(ValueError, match="rotate applies to storage"):
-        policy.plan("c.weight", "float32", (64, 16, 3, 3))
+    # rotation is a step of the HEVC path: asking for it on conv kernels (int8 by default) sends them there
+    turned = wvc.Policy(overrides={"kind:conv": {"rotate": True}}).plan("c.weight", "float32", (64, 16, 3, 3))
+    assert (turned.storage, turned.qp, turned.rotate) == ("hevc", wvc.DEFAULT_QP, True)
     plan = wvc.Policy(overrides={"kind:conv": {"storage": "hevc", "qp": 20, "rotate": True}}).plan("c.weight", "float32", (64, 16, 3, 3))
     assert plan.rotate is True and plan.describe() == "hevc qp 20 rotated"
     assert json.loads(wvc.Policy(rotate="auto").to_json())["rotate"] == "auto"
