@@ -259,6 +259,19 @@ def _coders(setting: Setting):
     raise ValueError(f"no level coder named {name!r}")
 
 
+def _timed(encode: Callable, decode: Callable, weights, groups, repeats: int, stored_bytes: Callable) -> Outcome:
+    """A peer's outcome: encode() -> {name: coded item}, decode(coded) -> every tensor,
+    each timed (median of `repeats`); stored_bytes(item) counts a coded item."""
+    encode_s, coded = median_time(encode, repeats)
+    decode_s, back = median_time(lambda: decode(coded), repeats)
+    sizes = dict.fromkeys(GROUPS, 0)
+    sizes["other"] = _raw_other(weights, groups)
+    for k, item in coded.items():
+        sizes[groups[k]] += stored_bytes(item)
+    sizes["overhead"] = 0
+    return Outcome(back, sizes, encode_s, decode_s)
+
+
 def run_level_coder(setting: Setting, weights, groups, workdir: str, repeats: int, context: dict) -> Outcome:
     coders = _coders(setting)
 
@@ -273,14 +286,7 @@ def run_level_coder(setting: Setting, weights, groups, workdir: str, repeats: in
             out[k] = wvc.dequantize(levels, scale)
         return out
 
-    encode_s, coded = median_time(encode, repeats)
-    decode_s, back = median_time(lambda: decode(coded), repeats)
-    sizes = dict.fromkeys(GROUPS, 0)
-    sizes["other"] = _raw_other(weights, groups)
-    for k, (data, scale) in coded.items():
-        sizes[groups[k]] += len(data) + scale.nbytes
-    sizes["overhead"] = 0
-    return Outcome(back, sizes, encode_s, decode_s)
+    return _timed(encode, decode, weights, groups, repeats, lambda item: len(item[0]) + item[1].nbytes)
 
 
 def _zstd19():
@@ -312,14 +318,7 @@ def run_requantised(setting: Setting, weights, groups, workdir: str, repeats: in
             out[k] = wvc.dequantize(np.frombuffer(decomp.decompress(data), np.int8).reshape(weights[k].shape), scale)
         return out
 
-    encode_s, coded = median_time(encode, repeats)
-    decode_s, back = median_time(lambda: decode(coded), repeats)
-    sizes = dict.fromkeys(GROUPS, 0)
-    sizes["other"] = _raw_other(weights, groups)
-    for k, (data, scale) in coded.items():
-        sizes[groups[k]] += len(data) + scale.nbytes
-    sizes["overhead"] = 0
-    return Outcome(back, sizes, encode_s, decode_s)
+    return _timed(encode, decode, weights, groups, repeats, lambda item: len(item[0]) + item[1].nbytes)
 
 
 GGUF_BLOCK = 32  # every type swept here (Q4_0 ... Q8_0, MXFP4) cuts rows into blocks of 32
@@ -360,14 +359,7 @@ def run_gguf(setting: Setting, weights, groups, workdir: str, repeats: int, cont
             out[k] = flat.reshape(weights[k].shape).astype(weights[k].dtype)
         return out
 
-    encode_s, coded = median_time(encode, repeats)
-    decode_s, back = median_time(lambda: decode(coded), repeats)
-    sizes = dict.fromkeys(GROUPS, 0)
-    sizes["other"] = _raw_other(weights, groups)
-    for k, (_, data) in coded.items():
-        sizes[groups[k]] += data.nbytes
-    sizes["overhead"] = 0
-    return Outcome(back, sizes, encode_s, decode_s)
+    return _timed(encode, decode, weights, groups, repeats, lambda item: item[1].nbytes)
 
 
 RUNNERS = {
