@@ -120,6 +120,15 @@ def test_target_fidelity_search_meets_its_bar(tmp_path):
     assert result.search.score >= 0.999 and len(result.search.evaluations) >= 3
     with wvc.safe_open(str(path)) as f:
         assert f.metadata()["target_fidelity"] == "0.999"
+    # given the data-free default, files of exact levels are searched beside HEVC's, and the
+    # smallest passing file of either kind is the one written
+    evaluations = result.search.evaluations
+    assert any(e.levels for e in evaluations) and any(not e.levels for e in evaluations)
+    passing = [e.bytes for e in evaluations if result.search.baseline - e.score <= 1 - 0.999]
+    assert os.path.getsize(path) == min(passing)
+    hevc_only = fidelity.compress_onnx_for_fidelity(str(src), str(tmp_path / "hevc.wvc"), 0.999, policy=wvc.Policy(24))
+    assert not any(e.levels for e in hevc_only.search.evaluations)
+    assert os.path.getsize(path) <= os.path.getsize(tmp_path / "hevc.wvc")
     from pyweightvc import onnx as wvc_onnx
 
     lossless = tmp_path / "lossless.wvc"

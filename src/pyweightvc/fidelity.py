@@ -322,8 +322,8 @@ def compress_onnx_for_fidelity(
     from . import onnx as wvc_onnx
 
     model = wvc_onnx.load(original)
-    policy = (policy or Policy()).searchable()
-    tensors, places, _ = wvc_onnx.extract(model, policy)
+    policy = policy or Policy()
+    tensors, places, _ = wvc_onnx.extract(model, policy.searchable())
     probe = OnnxProbe(model)
     skeleton = tensors[wvc_onnx.MODEL_KEY].tobytes()
 
@@ -356,7 +356,7 @@ def compress_folder_for_fidelity(
         os.path.join(dst, target),
         probe.check,
         target_fidelity,
-        (policy or Policy()).searchable(),
+        policy or Policy(),
         metadata,
         threads,
         like="torch",
@@ -375,6 +375,9 @@ def _search(
     threads: Optional[int],
     like: str = "numpy",
 ) -> AccuracyResult:
+    """The accuracy search with the output check as its score; given the data-free
+    default (no QP or target), exact levels are searched beside HEVC and the smaller
+    file kept."""
     if isinstance(target_fidelity, bool) or not isinstance(target_fidelity, (int, float)) or not 0 < target_fidelity <= 1:
         raise ValueError(f"target_fidelity must be a cosine in (0, 1], got {target_fidelity!r}")
     return save_file_for_accuracy(
@@ -386,4 +389,5 @@ def _search(
         metadata={**metadata, "target_fidelity": repr(target_fidelity)},
         threads=threads,
         like=like,
+        levels=policy.hevc_choice() is None,
     )

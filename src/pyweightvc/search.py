@@ -172,6 +172,7 @@ def _qps_for_snr(curve: Curve, target_db: float) -> int:
 
 
 SEARCH_SIZE_RESOLUTION = 0.01  # the shared target's bisection stops when passing and failing sizes are this close
+LEVELS_RESOLUTION_DB = 0.25  # ... and the levels search's when its targets are this close
 ALLOCATE_GROUP_SHARE = 0.1  # an HEVC tensor with this share of the HEVC weights is measured on its own
 ALLOCATE_LOWEST_BUDGET = 0.5  # the allocation's budget is searched down to this share of the shared target's
 ALLOCATE_RESOLUTION = 0.01  # ... to within 1 %
@@ -208,6 +209,7 @@ class Evaluation:
     measured: Optional[list] = None  # measured allocation: the group coded alone
     budget: Optional[float] = None  # measured allocation: the byte budget spread
     knobs: Optional[dict] = None  # measured allocation: tensor -> knob
+    levels: bool = False  # the matrices kept as exact levels at target_snr_db (the levels search)
 
 
 @dataclass
@@ -216,7 +218,7 @@ class AccuracyResult:
 
     header: dict  # the header of the file written
     target_snr_db: float  # the shared weight-SNR target it was written for
-    qps: dict  # tensor -> QP, or step knob of a lossless tensor (:meth:`Curve.settings`)
+    qps: dict  # tensor -> QP, or step knob of a lossless tensor (:meth:`Curve.settings`); {} when levels won
     min_step: float  # the searched step floor (0: none)
     score: float  # evaluate() on the decoded file
     baseline: float  # evaluate() on the original tensors
@@ -245,6 +247,7 @@ class AccuracySearch:
         curve_cache: Optional[dict] = None,
         search_min_step: Optional[str] = None,
         allocate: str = "shared",
+        levels: bool = False,
     ):
         if isinstance(max_drop, bool) or not isinstance(max_drop, (int, float)) or not math.isfinite(max_drop) or max_drop < 0:
             raise ValueError(f"max_drop must be a non-negative number, got {max_drop!r}")
@@ -258,7 +261,9 @@ class AccuracySearch:
                 f"(targets by each tensor's measured effect on the score), got {allocate!r}"
             )
         self.tensors, self.path, self.evaluate, self.max_drop = tensors, path, evaluate, float(max_drop)
-        self.policy = (policy or Policy()).searchable()
+        self.levels_policy = policy or Policy()  # the levels search keeps the policy's other settings
+        self.policy = self.levels_policy.searchable()
+        self.levels = bool(levels)
         self.threads, self.like, self.snr_range, self.resolution_db = threads, like, snr_range, resolution_db
         self.search_min_step, self.allocate = search_min_step, allocate
         self.plans = {n: self.policy.plan(n, dtype_name(x), tuple(x.shape)) for n, x in tensors.items()}
@@ -325,6 +330,15 @@ class AccuracySearch:
 
     def _shared(self, target_db: float) -> tuple[bool, int]:
         return self._trial(self._qps_for(target_db), target_db)
+
+    def _levels(self, target_db: float) -> tuple[bool, int]:
+        """A file with every matrix kept as exact levels of the coarsest step reaching target_db."""
+        policy = self.levels_policy.with_overrides({"kind:linear": {"storage": "int8", "target_snr_db": target_db}})
+        header = save_file(self.tensors, self.trial_path, threads=self.threads, metadata=self.metadata, policy=policy)
+        score = float(self.evaluate(load_file(self.trial_path, like=self.like, threads=self.threads)))
+        size = os.path.getsize(self.trial_path)
+        self.evaluations.append(Evaluation(size, score, target_snr_db=target_db, levels=True))
+        return self._keep(header, score, target_snr_db=target_db, qps={}, min_step=0.0), size
 
     # --- the phases
 
@@ -416,6 +430,23 @@ class AccuracySearch:
             else:
                 hi = mid
 
+    def levels_target(self) -> None:
+        """The matrices kept as exact levels instead (the data-free default's storage):
+        one weight-SNR target for them, bisected like the shared target to within
+        LEVELS_RESOLUTION_DB or 1 % in size; the smallest passing file of either kind wins."""
+        lo, hi = max(self.snr_range[0], ALLOCATE_MIN_SNR_DB), self.snr_range[1]  # a target must be > 0 dB
+        passed, hi_bytes = self._levels(hi)
+        if not passed:
+            return
+        passed, lo_bytes = self._levels(lo)
+        while not passed and hi - lo > LEVELS_RESOLUTION_DB and hi_bytes > (1 + SEARCH_SIZE_RESOLUTION) * lo_bytes:
+            mid = (lo + hi) / 2
+            ok, size = self._levels(mid)
+            if ok:
+                hi, hi_bytes = mid, size
+            else:
+                lo, lo_bytes = mid, size
+
     def run(self) -> AccuracyResult:
         """Every phase asked for; the smallest passing file is renamed to `path`."""
         try:
@@ -424,6 +455,8 @@ class AccuracySearch:
                 self.measured_allocation()
             if self.search_min_step:
                 self.step_floor()
+            if self.levels:
+                self.levels_target()
             os.replace(self.best_path, self.path)
             b = self.best
             return AccuracyResult(
@@ -449,6 +482,7 @@ def save_file_for_accuracy(
     curve_cache: Optional[dict] = None,
     search_min_step: Optional[str] = None,
     allocate: str = "shared",
+    levels: bool = False,
 ) -> AccuracyResult:
     """Write the smallest .wvc file (searching one weight-SNR target shared by the
     HEVC tensors) whose decoded weights keep `evaluate` within `max_drop` of its
@@ -477,6 +511,11 @@ def save_file_for_accuracy(
     kept, one shared ``min_step`` for those tensors is raised as far as the score
     allows (about 6 more evaluations).
 
+    levels: then also files with every matrix kept as exact levels (storage int8,
+    what the data-free default stores), one weight-SNR target for them bisected in
+    snr_range (about 8 more evaluations, no x265); the smaller passing file of
+    either kind is written (AccuracyResult.qps is {} when the levels won).
+
     Returns an :class:`AccuracyResult`; :class:`pyweightvc.errors.Unreachable` when
     even the finest settings miss the bar."""
     return AccuracySearch(
@@ -493,4 +532,5 @@ def save_file_for_accuracy(
         curve_cache=curve_cache,
         search_min_step=search_min_step,
         allocate=allocate,
+        levels=levels,
     ).run()
