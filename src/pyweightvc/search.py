@@ -355,13 +355,18 @@ class AccuracySearch:
                 f"even the finest settings searched ({hi:g} dB per tensor) drop the score by "
                 f"{self.baseline - self.evaluations[-1].score:.4g} (> {self.max_drop:g})"
             )
-        passed, lo_bytes = self._shared(lo)
-        if passed:
-            return
-        while hi - lo > self.resolution_db and hi_bytes > (1 + SEARCH_SIZE_RESOLUTION) * lo_bytes:
+        self._bisect(self._shared, lo, hi, hi_bytes, self.resolution_db)
+
+    @staticmethod
+    def _bisect(trial: Callable[[float], tuple[bool, int]], lo: float, hi: float, hi_bytes: int, resolution_db: float) -> None:
+        """Given a passing target `hi` (its file hi_bytes long): try `lo`, then bisect
+        until the passing and failing targets are resolution_db apart or their files
+        within 1 % in size. trial(target) -> (kept the score, bytes) writes each file."""
+        passed, lo_bytes = trial(lo)
+        while not passed and hi - lo > resolution_db and hi_bytes > (1 + SEARCH_SIZE_RESOLUTION) * lo_bytes:
             mid = (lo + hi) / 2
-            passed, size = self._shared(mid)
-            if passed:
+            ok, size = trial(mid)
+            if ok:
                 hi, hi_bytes = mid, size
             else:
                 lo, lo_bytes = mid, size
@@ -436,16 +441,8 @@ class AccuracySearch:
         LEVELS_RESOLUTION_DB or 1 % in size; the smallest passing file of either kind wins."""
         lo, hi = max(self.snr_range[0], ALLOCATE_MIN_SNR_DB), self.snr_range[1]  # a target must be > 0 dB
         passed, hi_bytes = self._levels(hi)
-        if not passed:
-            return
-        passed, lo_bytes = self._levels(lo)
-        while not passed and hi - lo > LEVELS_RESOLUTION_DB and hi_bytes > (1 + SEARCH_SIZE_RESOLUTION) * lo_bytes:
-            mid = (lo + hi) / 2
-            ok, size = self._levels(mid)
-            if ok:
-                hi, hi_bytes = mid, size
-            else:
-                lo, lo_bytes = mid, size
+        if passed:
+            self._bisect(self._levels, lo, hi, hi_bytes, LEVELS_RESOLUTION_DB)
 
     def run(self) -> AccuracyResult:
         """Every phase asked for; the smallest passing file is renamed to `path`."""
