@@ -30,17 +30,12 @@ import zlib
 import numpy as np
 import zstandard
 from baseline_matrices import matrices  # benchmarks/ is on sys.path when this script runs
+from narrow_levels import entropy_bits
 
 import pyweightvc as wvc
 from pyweightvc.targets import step_for_snr
 
 SPACE_FILLING_BITS = 0.5 * math.log2(2 * math.pi * math.e / 12)
-
-
-def entropy_bits(levels: np.ndarray) -> float:
-    p = np.bincount(levels.reshape(-1).view(np.uint8), minlength=256) / levels.size
-    p = p[p > 0]
-    return float(-(p * np.log2(p)).sum())
 
 
 def row_model_bits(levels: np.ndarray) -> float:

@@ -232,14 +232,14 @@ class Policy:
         return "lossless" if self.lossless else "qp" if self.qp is not None else None
 
     def _default(self, kind: str) -> TensorPlan:
-        if kind == "linear" and self.hevc_choice() is None:
-            return TensorPlan("int8", kind, per_channel=self.per_channel, preset=self.preset, target_snr_db=DEFAULT_SNR_DB)
         if kind == "linear":
-            targeted = self.target_snr_db is not None or self.target_bpw is not None
+            choice = self.hevc_choice()
+            if choice is None:
+                return TensorPlan("int8", kind, per_channel=self.per_channel, preset=self.preset, target_snr_db=DEFAULT_SNR_DB)
             return TensorPlan(
                 "hevc",
                 kind,
-                qp=None if self.lossless or targeted else self.qp,
+                qp=self.qp if choice == "qp" else None,
                 lossless=self.lossless,
                 per_channel=self.per_channel,
                 preset=self.preset,
