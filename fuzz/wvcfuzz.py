@@ -10,7 +10,7 @@ Targets (see fuzz/README.md):
 - ``wvc-json``      .wvc entries given hostile values (types, sizes, depth, huge
                     numbers), header checksum repaired
 - ``wvc-text``      .wvc header text mutated, header checksum repaired
-- ``wvc-data``      a stored tensor's bytes mutated (blob fields, deflate streams,
+- ``wvc-data``      a stored tensor's bytes mutated (blob fields, deflate and rans streams,
                     raw bytes), its crc32 and the header checksum repaired
 
 What it records, per target: inputs, refusals (WeightVCError), accepted inputs,
@@ -45,6 +45,8 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 import pyweightvc as wvc
+from pyweightvc._arrays import matrix_dims
+from pyweightvc._core import decode_levels, encode_levels
 from pyweightvc.numcodecs import PyWeightVC
 
 _FIXED = struct.Struct("<4sHBBBBBBIIII")
@@ -400,28 +402,32 @@ def mutate_wvc_data(rng: random.Random, data: bytes) -> tuple[bytes, bool]:
         d = repair_blob(head + mutate_payload(rng, payload)) if payload_mutated else mutate_blob_header(rng, d)
     elif e["storage"] == "int8" and rng.random() < 0.6:
         n = e["params"] * (4 if e["symmetric"] else 8)
-        if e["coder"] == "zlib":
-            params, rest = bytearray(d[:n]), d[n:]
-        else:
+        params_coded, ranged = e["coder"].endswith("-params"), e["coder"].startswith("rans")
+        if params_coded:
             dec = zlib.decompressobj()
             params, rest = bytearray(dec.decompress(d)), dec.unused_data
+        else:
+            params, rest = bytearray(d[:n]), d[n:]
+        rows, cols = matrix_dims(tuple(e["shape"]))
         k = rng.randrange(4)
         if k == 0 and params:  # a parameter
             i = rng.randrange(0, len(params) // 4) * 4
             fmt = "<f" if i < 4 * e["params"] else "<i"
             struct.pack_into(fmt, params, i, _pick(rng, fmt))
         elif k == 1:  # levels out of range / another count
-            levels = bytearray(zlib.decompress(rest))
+            levels = bytearray(decode_levels(rest, rows, cols).tobytes() if ranged else zlib.decompress(rest))
             if rng.random() < 0.5 and levels:
                 levels[rng.randrange(len(levels))] = rng.randrange(256)
             else:
                 levels += bytes(rng.choice((1, 100)))
-            rest = zlib.compress(bytes(levels), 9)
+            flat = np.frombuffer(bytes(levels), np.int8)
+            rest = encode_levels(flat.reshape(1, -1)) if ranged else zlib.compress(bytes(levels), 9)
         elif k == 2:  # a bomb: many more levels than the shape
-            rest = zlib.compress(bytes(rng.choice((10**5, 10**6, 10**7))), 9)
+            count = rng.choice((10**5, 10**6, 10**7))
+            rest = encode_levels(np.zeros((1, count), np.int8)) if ranged else zlib.compress(bytes(count), 9)
         else:
             rest = rest[: rng.randrange(len(rest) + 1)]
-        d = (bytes(params) if e["coder"] == "zlib" else zlib.compress(bytes(params), 9)) + rest
+        d = (zlib.compress(bytes(params), 9) if params_coded else bytes(params)) + rest
     else:
         b = bytearray(d)
         if b:
@@ -462,11 +468,18 @@ def make_wvc(tmp: str) -> bytes:
         "fc.weight": fc,
         "fc.tied": fc,
         "emb.weight": (rng.standard_normal((100, 32)) * 0.05).astype(np.float16),
+        # int8 at the data-free default's 36 dB: large enough to be rans-coded
+        "big.weight": (rng.standard_normal((256, 256)) * 0.05).astype(np.float32),
         "mask": rng.integers(0, 2, (5, 5)).astype(bool),
         "steps": np.array(7, dtype=np.int64),
     }
     policy = wvc.Policy(
-        24, overrides={"emb.*": {"storage": "int8", "symmetric": False, "per_channel": False}, "conv.weight": {"min_step": 0.003}}
+        24,
+        overrides={
+            "emb.*": {"storage": "int8", "symmetric": False, "per_channel": False},
+            "conv.weight": {"min_step": 0.003},
+            "big.*": {"storage": "int8", "target_snr_db": 36.0},
+        },
     )
     path = os.path.join(tmp, "seed.wvc")
     wvc.save_file(tensors, path, policy=policy)

@@ -111,13 +111,17 @@ def test_same_input_same_bytes(tmp_path):
 
 # the committed files and how they were written: the conv kernel's coder is "zlib"
 # (raw scales) in the first, "zlib-params" in the second (a step floor that every
-# channel takes, so its scales are equal and deflate well); the version-1 files have
-# no header checksum, the version-2 one has it in bytes 4..8
+# channel takes, so its scales are equal and deflate well), "rans-params" in the
+# last; the version-1 files have no header checksum, the version-2 ones have it in
+# bytes 4..8
 GOLDEN_MODELS = {
     "tiny_model_v1": {"qp": 24},
     "tiny_model_v1_zlib_params": {"policy": wvc.Policy(24, overrides={"kind:conv": {"min_step": 0.003}})},
     "tiny_model_v2": {"qp": 24},
+    # the matrices as exact levels at 20 dB: the rans coder is smaller than deflate on all three
+    "tiny_model_v2_rans": {"policy": wvc.Policy(overrides={"*.weight": {"storage": "int8", "target_snr_db": 20}})},
 }
+GOLDEN_CODERS = {"tiny_model_v1_zlib_params": "zlib-params", "tiny_model_v2_rans": "rans-params"}
 
 
 def split(data: bytes) -> tuple[int, dict, bytes]:
@@ -146,7 +150,7 @@ def test_golden_bytes(stem):
     for k in out:
         np.testing.assert_array_equal(out[k], ref[k])
     with wvc.safe_open(str(path)) as f:
-        assert f.entry("conv.weight")["coder"] == ("zlib-params" if "zlib_params" in stem else "zlib")
+        assert f.entry("conv.weight")["coder"] == GOLDEN_CODERS.get(stem, "zlib")
         assert f.metadata()["format_version"] == stem[len("tiny_model_v")]
     assert header_crc_ok(path.read_bytes()) == stem.startswith("tiny_model_v2")
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "errors.hpp"
+#include "level_coder.hpp"
 #include "rotation.hpp"
 #include "tensor_codec.hpp"
 
@@ -214,6 +215,44 @@ PYBIND11_MODULE(_core, m) {
         },
         py::arg("data"), py::arg("block"), py::arg("seed"), py::arg("threads") = 0,
         "Undo rotate_forward in place on a float32 matrix.");
+
+    m.def(
+        "encode_levels",
+        [](const py::array_t<int8_t, py::array::c_style>& levels) {
+            if (levels.ndim() != 2) throw std::invalid_argument("levels must be a 2-D int8 array");
+            size_t rows = size_t(levels.shape(0)), cols = size_t(levels.shape(1));
+            const int8_t* src = levels.data();
+            std::vector<uint8_t> stream;
+            {
+                py::gil_scoped_release release;
+                stream = encode_levels(src, rows, cols);
+            }
+            return py::bytes(reinterpret_cast<const char*>(stream.data()), stream.size());
+        },
+        py::arg("levels"), "The rans level stream of a 2-D int8 matrix (docs/format.md).");
+    m.def(
+        "decode_levels",
+        [](const py::buffer& stream, size_t rows, size_t cols) {
+            py::buffer_info info = stream.request();
+            if (info.ndim != 1 || info.itemsize != 1 || (info.ndim == 1 && info.strides[0] != 1))
+                throw std::invalid_argument("stream must be a contiguous bytes-like object");
+            if (cols && rows > max_levels_for_bytes(size_t(info.size)) / cols)
+                throw DecoderError("level stream of " + std::to_string(info.size) + " bytes cannot hold " +
+                                   std::to_string(rows) + " x " + std::to_string(cols) + " levels");
+            py::array_t<int8_t> out({rows, cols});
+            int8_t* dst = out.mutable_data();
+            const uint8_t* src = static_cast<const uint8_t*>(info.ptr);
+            size_t size = size_t(info.size);
+            {
+                py::gil_scoped_release release;
+                decode_levels(src, size, dst, rows, cols);
+            }
+            return out;
+        },
+        py::arg("stream"), py::arg("rows"), py::arg("cols"),
+        "Exactly rows x cols int8 levels from a rans level stream; DecoderError when it is not one.");
+    m.def("max_levels_for_bytes", &max_levels_for_bytes, py::arg("size"),
+          "The most levels a rans level stream of that many bytes can hold.");
 
     py::class_<HevcEncoder>(m, "Encoder")
         .def(py::init([](int qp, bool lossless, const std::string& preset, int threads,

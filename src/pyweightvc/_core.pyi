@@ -21,7 +21,10 @@ __all__: list[str] = [
     "PRESETS",
     "WeightVCError",
     "compute_params",
+    "decode_levels",
     "dequantize_levels",
+    "encode_levels",
+    "max_levels_for_bytes",
     "quantize_levels",
     "rotate_forward",
     "rotate_inverse",
@@ -98,6 +101,15 @@ def compute_params(
     Scales and zero points of src (2-D); returns (scale, zero_point, symmetric).
     """
 
+def decode_levels(
+    stream: typing_extensions.Buffer,
+    rows: typing.SupportsInt | typing.SupportsIndex,
+    cols: typing.SupportsInt | typing.SupportsIndex,
+) -> numpy.typing.NDArray[numpy.int8]:
+    """
+    Exactly rows x cols int8 levels from a rans level stream; DecoderError when it is not one.
+    """
+
 def dequantize_levels(
     levels: typing.Annotated[numpy.typing.ArrayLike, numpy.int8],
     scale: typing.Annotated[numpy.typing.ArrayLike, numpy.float32],
@@ -108,6 +120,16 @@ def dequantize_levels(
     out_type: typing.SupportsInt | typing.SupportsIndex,
     threads: typing.SupportsInt | typing.SupportsIndex = 0,
 ) -> None: ...
+def encode_levels(levels: typing.Annotated[numpy.typing.ArrayLike, numpy.int8]) -> bytes:
+    """
+    The rans level stream of a 2-D int8 matrix (docs/format.md).
+    """
+
+def max_levels_for_bytes(size: typing.SupportsInt | typing.SupportsIndex) -> int:
+    """
+    The most levels a rans level stream of that many bytes can hold.
+    """
+
 def quantize_levels(
     src: numpy.ndarray,
     dtype_code: typing.SupportsInt | typing.SupportsIndex,

@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from ._arrays import DTYPE_NAMES, MAX_ELEMENTS, MAX_RANK, allocate_output, element_count, is_torch_tensor, matrix_dims
-from ._core import dequantize_levels, versions
+from ._core import decode_levels, dequantize_levels, encode_levels, max_levels_for_bytes, versions
 from ._files import atomic_write, write_chunks
 from .codec import Decoder, Encoder, QuantizedTensor, quantize, read_header
 from .errors import ContainerError, WeightVCError
@@ -66,14 +66,17 @@ RAW_DTYPES = {
     "uint8": 1,
     "bool": 1,
 }
-# Lossless coder of int8 levels, chosen by measurement (docs/measurements.md): on the
-# conv kernels of MobileNetV2 / EfficientNet-Lite0, deflate-9 is within 0.7 % of
-# zstd-19 and xz and 9-17 % smaller than HEVC lossless, with no extra dependency.
-# "zlib": raw scales and zero points, then the deflated levels; "zlib-params": the
-# parameters deflated too, as a stream of their own, written when that is smaller
-# (with a step floor most scales are equal: EfficientNet-Lite0's conv scales at
-# min_step 0.003 take 16 KB instead of 83 KB).
-_INT8_CODERS = ("zlib", "zlib-params")
+# Lossless coders of int8 levels (docs/format.md). "rans": the native core's static
+# rANS code with one symbol table per class of rows (rows grouped by mean magnitude),
+# 1-19 % smaller than deflate -9 and 1-11 % smaller than zstd -19 on real matrices
+# (docs/measurements.md), 5-10x faster to write than deflate; "zlib": deflate -9,
+# what earlier versions wrote, still written for small matrices where it is
+# smaller (rans's symbol tables cost a few hundred bytes). A "-params" suffix: the
+# scales and zero points as a zlib stream of their own, written when that is
+# smaller (with a step floor most scales are equal: EfficientNet-Lite0's conv
+# scales at min_step 0.003 take 16 KB instead of 83 KB); without it they are raw.
+_INT8_CODERS = ("zlib", "zlib-params", "rans", "rans-params")
+_RANS_ONLY_ELEMENTS = 1 << 16  # matrices at least this large are not also deflated to compare
 _ZLIB_LEVEL = 9
 
 
@@ -165,7 +168,7 @@ def _encode_tensor(x: Any, plan: TensorPlan, threads: Optional[int]) -> _Encoded
         enc = Encoder(plan.qp if plan.qp is not None else 0, lossless=plan.lossless, preset=plan.preset, threads=threads, **quant)
         entry.update({"qp": plan.qp, "lossless": plan.lossless, "preset": plan.preset, **quant})
         return _Encoded(entry, enc.encode(x))
-    # int8: the levels kept exactly, deflate-coded; scales and zero points first
+    # int8: the levels kept exactly, losslessly coded; scales and zero points first
     if plan.target_snr_db is not None:  # the coarsest step that keeps the target
         quant["min_step"] = max(plan.min_step, step_for_snr(x, plan.target_snr_db, threads=threads, **quant))
         entry["target_snr_db"] = plan.target_snr_db
@@ -174,9 +177,19 @@ def _encode_tensor(x: Any, plan: TensorPlan, threads: Optional[int]) -> _Encoded
     params = scale.astype("<f4").tobytes() + zp
     deflated = zlib.compress(params, _ZLIB_LEVEL)
     # a few distinct scales deflate to less than their raw bytes; many do not
-    coder, params = ("zlib-params", deflated) if len(deflated) < len(params) else ("zlib", params)
-    entry.update({**quant, "coder": coder, "params": int(scale.size)})
-    return _Encoded(entry, params + zlib.compress(levels.tobytes(), _ZLIB_LEVEL))
+    params_coded = len(deflated) < len(params)
+    coder, coded = _code_levels(levels)
+    entry.update({**quant, "coder": coder + "-params" if params_coded else coder, "params": int(scale.size)})
+    return _Encoded(entry, (deflated if params_coded else params) + coded)
+
+
+def _code_levels(levels: np.ndarray) -> tuple[str, bytes]:
+    """The levels' coder and bytes: rans, or deflate where that is smaller."""
+    ranged = encode_levels(levels.reshape(matrix_dims(levels.shape)))
+    if levels.size >= _RANS_ONLY_ELEMENTS:
+        return "rans", ranged
+    deflated = zlib.compress(levels.tobytes(), _ZLIB_LEVEL)
+    return ("zlib", deflated) if len(deflated) < len(ranged) else ("rans", ranged)
 
 
 def _header_bytes(header: dict) -> bytes:
@@ -516,12 +529,18 @@ def _check_int8_entry(name: str, e: dict, shape: list, numel: int, size: int) ->
         not _is_int(params)
         or params not in (1, rows)
         or (per_channel is not None and params != (rows if per_channel else 1))
-        or (e["coder"] == "zlib" and size < (4 if e["symmetric"] else 8) * params)
+        or (not e["coder"].endswith("-params") and size < (4 if e["symmetric"] else 8) * params)
     ):
         raise _fail(name, f"bad quantisation parameter count {params!r}")
-    # the levels cannot inflate to more than MAX_DEFLATE_RATIO times the entry's bytes
-    if numel > MAX_DEFLATE_RATIO * size:
+    _check_level_count(name, e["coder"], numel, size)
+
+
+def _check_level_count(name: str, coder: str, numel: int, size: int) -> None:
+    """Refuses, before decoding, more levels than `size` bytes of the coder can hold."""
+    if coder.startswith("zlib") and numel > MAX_DEFLATE_RATIO * size:
         raise _fail(name, f"{numel} levels cannot come out of {size} bytes of deflate data (at most {MAX_DEFLATE_RATIO} a byte)")
+    if coder.startswith("rans") and numel > max_levels_for_bytes(size):
+        raise _fail(name, f"{numel} levels cannot come out of {size} bytes of rans data (at most {max_levels_for_bytes(size)})")
 
 
 def _inflate(name: str, what: str, data, size: int) -> tuple[bytes, bytes]:
@@ -661,10 +680,10 @@ class WvcFile:
         n = e["params"]
         symmetric = bool(e["symmetric"])
         params_size = (4 if symmetric else 8) * n
-        if e["coder"] == "zlib":
-            params, levels = bytes(data[:params_size]), data[params_size:]
+        if e["coder"].endswith("-params"):
+            params, coded = _inflate(name, "quantisation parameters", data, params_size)
         else:
-            params, levels = _inflate(name, "quantisation parameters", data, params_size)
+            params, coded = bytes(data[:params_size]), data[params_size:]
         scale = np.frombuffer(params[: 4 * n], "<f4").astype(np.float32)
         zero_point = np.zeros(n, np.int32) if symmetric else np.frombuffer(params[4 * n :], "<i4").astype(np.int32)
         # the parameters are checked before the levels are inflated (bounded by their size)
@@ -678,13 +697,18 @@ class WvcFile:
         if ((zero_point < qmin) | (zero_point > qmax)).any():
             raise _fail(name, f"a zero point is outside {qmin}..{qmax} for {bits} bits")
         numel = math.prod(e["shape"])
-        if numel > MAX_DEFLATE_RATIO * len(levels):
-            raise _fail(name, f"{numel} levels cannot come out of {len(levels)} bytes of deflate data")
-        raw, rest = _inflate(name, "levels", levels, numel)
-        if rest:
-            raise _fail(name, f"{len(rest)} bytes after the levels' zlib stream")
-        levels = np.frombuffer(raw, np.int8).reshape(e["shape"])
-        if levels.min() < qmin or levels.max() > qmax:
+        _check_level_count(name, e["coder"], numel, len(coded))
+        if e["coder"].startswith("rans"):
+            try:
+                levels = decode_levels(coded, *matrix_dims(tuple(e["shape"]))).reshape(e["shape"])
+            except WeightVCError as exc:
+                raise _fail(name, str(exc)) from None
+        else:
+            raw, rest = _inflate(name, "levels", coded, numel)
+            if rest:
+                raise _fail(name, f"{len(rest)} bytes after the levels' zlib stream")
+            levels = np.frombuffer(raw, np.int8).reshape(e["shape"])
+        if levels.size and (levels.min() < qmin or levels.max() > qmax):
             raise _fail(name, f"levels outside {qmin}..{qmax} for {bits} bits")
         return QuantizedTensor(levels, scale, zero_point, bits, symmetric)
 

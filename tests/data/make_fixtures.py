@@ -3,6 +3,7 @@ regenerate a fixture of a released version: the tests exist to catch changes).
 
     python tests/data/make_fixtures.py v2    (v1: the version-1 fixtures)
     python tests/data/make_fixtures.py wvc-v2    (the .wvc file of format version 2)
+    python tests/data/make_fixtures.py wvc-rans    (a .wvc file whose int8 levels are rans-coded)
 """
 
 import json
@@ -91,6 +92,11 @@ def main_wvc_v2():
     write_container("tiny_model_v2")
 
 
+def main_wvc_rans():
+    """A .wvc file of format version 2 whose int8 entries use the rans level coder."""
+    write_container("tiny_model_v2_rans")
+
+
 def main_zlib_params():
     """A .wvc file with an int8 entry of coder "zlib-params" (parameters deflated)."""
     write_container("tiny_model_v1_zlib_params")
@@ -99,5 +105,12 @@ def main_zlib_params():
 if __name__ == "__main__":
     import sys
 
-    fixtures = {"v1": main, "v2": main_v2, "zlib-params": main_zlib_params, "multiframe": main_multiframe, "wvc-v2": main_wvc_v2}
+    fixtures = {
+        "v1": main,
+        "v2": main_v2,
+        "zlib-params": main_zlib_params,
+        "multiframe": main_multiframe,
+        "wvc-v2": main_wvc_v2,
+        "wvc-rans": main_wvc_rans,
+    }
     fixtures[sys.argv[1] if len(sys.argv) > 1 else "zlib-params"]()
