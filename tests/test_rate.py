@@ -139,6 +139,23 @@ def test_accuracy_search_keeps_the_score(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["m.wvc"]
 
 
+def test_a_nan_score_never_passes(tmp_path):
+    """A compressed model whose score is NaN (an output check of overflowing outputs)
+    fails the bar; a NaN score of the uncompressed tensors is refused."""
+    w, _ = _argmax_model()
+    calls = []
+
+    def nan_when_compressed(state):  # the first call scores the uncompressed tensors
+        calls.append(1)
+        return 1.0 if len(calls) == 1 else float("nan")
+
+    with pytest.raises(rate.Unreachable):
+        rate.save_file_for_accuracy({"w": w}, str(tmp_path / "m.wvc"), nan_when_compressed, max_drop=0.05)
+    with pytest.raises(ValueError, match="finite"):
+        rate.save_file_for_accuracy({"w": w}, str(tmp_path / "m.wvc"), lambda state: float("nan"), max_drop=0.05)
+    assert os.listdir(tmp_path) == []
+
+
 def test_accuracy_search_chooses_the_step_of_lossless_levels(tmp_path):
     """A lossless plan has no QP: the search picks its quantisation step (min_step),
     from the plan's own max-abs step up, and codes those levels exactly."""

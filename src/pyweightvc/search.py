@@ -312,7 +312,7 @@ class AccuracySearch:
 
     def _keep(self, header: dict, score: float, **found: Any) -> bool:
         """Whether the trial keeps the score; it replaces the best file when smaller."""
-        if self.baseline - score > self.max_drop:
+        if not self.baseline - score <= self.max_drop:  # a NaN score (e.g. overflowing outputs) fails too
             return False
         size = os.path.getsize(self.trial_path)
         if not self.best or size < self.best["bytes"]:
@@ -348,6 +348,8 @@ class AccuracySearch:
         resolution_db apart)."""
         self.curves = {n: _cached_curve(self.curve_cache, n, self.tensors[n], self.plans[n], self.threads) for n in self.coded}
         self.baseline = float(self.evaluate(self.tensors))
+        if not math.isfinite(self.baseline):
+            raise ValueError(f"evaluate returned {self.baseline} for the uncompressed tensors: a score must be a finite number")
         lo, hi = self.snr_range
         passed, hi_bytes = self._shared(hi)
         if not passed:
