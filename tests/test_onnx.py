@@ -238,3 +238,53 @@ def test_hostile_onnx_files(tmp_path, edit, message):
     _rewrite_wvc(tmp_path / "m.wvc", tmp_path / "bad.wvc", edit)
     with pytest.raises(wvc.ContainerError, match=message):
         wvc_onnx.decompress(str(tmp_path / "bad.wvc"))
+
+
+def lstm_model(hidden=32, inputs=24, directions=2):
+    """A bidirectional LSTM whose W has a few outlier weights in a few gate rows (as
+    trained LSTMs' do): with one scale per direction they coarsen every row."""
+    rng = np.random.default_rng(4)
+    row_scale = np.geomspace(0.02, 0.2, 4 * hidden)[rng.permutation(4 * hidden)][None, :, None]
+    w = (rng.standard_normal((directions, 4 * hidden, inputs)) * row_scale).astype(np.float32)
+    w[:, :3, :2] = 3.0
+    r = (rng.standard_normal((directions, 4 * hidden, hidden)) * row_scale).astype(np.float32)
+    b = (rng.standard_normal((directions, 8 * hidden)) * 0.1).astype(np.float32)
+    node = helper.make_node("LSTM", ["seq", "W", "R", "B"], ["all", "last"], hidden_size=hidden, direction="bidirectional")
+    graph = helper.make_graph(
+        [node],
+        "lstm",
+        [helper.make_tensor_value_info("seq", TensorProto.FLOAT, [7, 3, inputs])],
+        [
+            helper.make_tensor_value_info("all", TensorProto.FLOAT, [7, directions, 3, hidden]),
+            helper.make_tensor_value_info("last", TensorProto.FLOAT, [directions, 3, hidden]),
+        ],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(r, "R"), numpy_helper.from_array(b, "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], producer_name="tests")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model, w
+
+
+def test_recurrent_weights_get_a_scale_per_gate_row(tmp_path):
+    model, w = lstm_model()
+    path = str(tmp_path / "m.wvc")
+    wvc_onnx.compress(model, path)
+    with wvc.safe_open(path) as f:
+        assert f.entry("W")["shape"] == [2 * 128, 24] and f.get_int8("W").scale.size == 2 * 128
+        assert "B" not in f.keys()  # the bias is a vector: kept raw in the graph
+        stored = f.get_tensor("W").reshape(w.shape)
+    # the default's weight SNR, far above the 8-bit levels of one scale per direction
+    def snr(x):
+        return 10 * np.log10((w.astype(np.float64) ** 2).sum() / ((w - x) ** 2).sum())
+
+    per_direction = snr(wvc.dequantize(*wvc.quantize(w, per_channel=True)))
+    assert snr(stored) >= wvc.DEFAULT_SNR_DB - 0.1 > per_direction + 5
+    feeds = {"seq": np.random.default_rng(5).standard_normal((7, 3, 24)).astype(np.float32)}
+    ref = run(model, feeds)[0]
+    for format in ("float", "qdq"):
+        back = wvc_onnx.decompress(path, format=format)
+        onnx.checker.check_model(back)
+        got = run(back, feeds)[0]
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, atol=0.02)
