@@ -274,6 +274,7 @@ def test_recurrent_weights_get_a_scale_per_gate_row(tmp_path):
         assert f.entry("W")["shape"] == [2 * 128, 24] and f.get_int8("W").scale.size == 2 * 128
         assert "B" not in f.keys()  # the bias is a vector: kept raw in the graph
         stored = f.get_tensor("W").reshape(w.shape)
+
     # the default's weight SNR, far above the 8-bit levels of one scale per direction
     def snr(x):
         return 10 * np.log10((w.astype(np.float64) ** 2).sum() / ((w - x) ** 2).sum())

@@ -127,9 +127,10 @@ def extract(model_or_path: Any, policy: Policy) -> tuple[dict, list, onnx.ModelP
     return tensors, places, model
 
 
-def _recurrent_inputs(model: onnx.ModelProto) -> tuple[set, set]:
+def _recurrent_inputs(model: onnx.ModelProto) -> tuple[set[str], set[str]]:
     """Names of the W and R inputs, and of the B inputs, of the graph's recurrent nodes."""
-    weights, biases = set(), set()
+    weights: set[str] = set()
+    biases: set[str] = set()
     for node in model.graph.node:
         if node.op_type in _RECURRENT_OPS and node.domain in ("", "ai.onnx"):
             weights.update(n for n in node.input[1:3] if n)
