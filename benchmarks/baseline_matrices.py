@@ -5,12 +5,16 @@ matrix at equal weight SNR (issue 16).
 
 For each real matrix and weight-SNR target, bits per weight of:
 
-- pyweightvc: ``encode(w, target_snr_db=T)`` (per tensor, and with
+- pyweightvc HEVC: ``encode(w, target_snr_db=T)`` (per tensor, and with
   ``per_channel=True``), interpolated to exactly T between the chosen QP and the
   next coarser one (both encoded in full; log-linear in bits);
+- pyweightvc levels: the matrix written to a .wvc file as exact levels at T
+  (``Policy`` override ``storage="int8", target_snr_db=T``: the same step as the
+  baseline's, the levels rans-coded), the entry's stored bytes (scales included);
 - requantised + zstd: the same floats requantised with the coarsest step that
   reaches T (``pyweightvc.targets.step_for_snr``; per channel: that step as every
-  channel's floor, ``min_step``), the int8 levels zstd -19, float32 scales added;
+  channel's floor, ``min_step``), the int8 levels zstd -19, the float32 scales
+  added (zstd -19 too where that is smaller);
 - NNCodec 2.1.3 (DeepCABAC with dependent quantisation, in its own environment:
   ``pyweightvc bench --nncodec setup`` creates it), swept over its qp and
   interpolated to T the same way. It has one quantiser (no per-tensor/per-channel
@@ -19,7 +23,8 @@ For each real matrix and weight-SNR target, bits per weight of:
   does better; only choosing the levels by rate and distortion together (NNCodec's
   dependent quantisation) gets below it.
 
-"vs baseline" is pyweightvc's bits over the baseline's minus 1 (negative: smaller);
+"vs baseline" is the smaller of pyweightvc's two over the baseline's minus 1
+(negative: smaller);
 "unreachable": the 8-bit levels (max-abs scales) do not reach that SNR.
 """
 
@@ -75,6 +80,19 @@ def pyweightvc_bpw(w: np.ndarray, target: float, per_channel: bool) -> float:
     return bpw_at_snr(points, target)
 
 
+def pyweightvc_levels_bpw(w: np.ndarray, target: float, per_channel: bool) -> float:
+    """The stored bytes of the matrix as a .wvc int8 entry at the target; nan where
+    the 8-bit levels cannot reach it."""
+    policy = wvc.Policy(per_channel=per_channel, overrides={"w": {"storage": "int8", "target_snr_db": target}})
+    with tempfile.TemporaryDirectory() as work:
+        path = str(Path(work) / "m.wvc")
+        wvc.save_file({"w": w}, path, policy=policy)
+        with wvc.safe_open(path) as f:
+            begin, end = f.entry("w")["data_offsets"]
+            snr = weight_snr_db(w, f.get_tensor("w"))
+    return 8 * (end - begin) / w.size if snr >= target else float("nan")
+
+
 def requantised_zstd_bpw(w: np.ndarray, target: float, per_channel: bool) -> tuple[float, float, float]:
     """(bits per weight, the SNR reached: at most 1 % of the step above the target,
     the levels' order-0 entropy in bits per weight: what any coder of independent
@@ -82,7 +100,9 @@ def requantised_zstd_bpw(w: np.ndarray, target: float, per_channel: bool) -> tup
     step = step_for_snr(w, target, per_channel=per_channel)
     levels, scale, zero_point = wvc.quantize(w, per_channel=per_channel, min_step=step)
     snr = weight_snr_db(w, wvc.dequantize(levels, scale, zero_point))
-    coded = len(zstandard.ZstdCompressor(level=19).compress(levels.tobytes())) + 4 * np.size(scale)
+    zstd = zstandard.ZstdCompressor(level=19)
+    scales = np.asarray(scale, "<f4").tobytes()  # per channel with a step floor most are equal: zstd them too
+    coded = len(zstd.compress(levels.tobytes())) + min(len(scales), len(zstd.compress(scales)))
     p = np.bincount(levels.astype(np.int16).ravel() + 128, minlength=256) / levels.size
     entropy = float(-(p[p > 0] * np.log2(p[p > 0])).sum())
     return (8 * coded / w.size if snr >= target else float("nan")), snr, entropy
@@ -117,18 +137,25 @@ def main(argv=None) -> int:
         w = np.ascontiguousarray(w, np.float32)
         nnc = nncodec_points(nnc_python, name, w) if nnc_python else []
         print(f"\n### {name} {w.shape[0]}x{w.shape[1]}\n")
-        print("| weight SNR | quantiser | pyweightvc | requantised + zstd | its levels' entropy | vs baseline | NNCodec |")
-        print("|---|---|---|---|---|---|---|")
+        print(
+            "| weight SNR | quantiser | pyweightvc HEVC | pyweightvc levels | requantised + zstd | its levels' entropy "
+            "| vs baseline | NNCodec |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
         for target in targets:
             nnc_bpw = bpw_at_snr(nnc, target) if nnc else float("nan")
             for per_channel in (False, True):
-                ours = pyweightvc_bpw(w, target, per_channel)
+                hevc = pyweightvc_bpw(w, target, per_channel)
+                exact = pyweightvc_levels_bpw(w, target, per_channel)
+                ours = float(np.nanmin([hevc, exact])) if hevc == hevc or exact == exact else float("nan")
                 base, base_snr, entropy = requantised_zstd_bpw(w, target, per_channel)
                 row = {
                     "matrix": name,
                     "target_db": target,
                     "per_channel": per_channel,
                     "pyweightvc_bpw": ours,
+                    "pyweightvc_hevc_bpw": hevc,
+                    "pyweightvc_levels_bpw": exact,
                     "baseline_bpw": base,
                     "baseline_snr_db": base_snr,
                     "levels_entropy_bpw": entropy,
@@ -138,7 +165,8 @@ def main(argv=None) -> int:
                 vs = f"{100 * (ours / base - 1):+.1f} %" if ours == ours and base == base else "-"
                 levels = f"{entropy:.3f}" if base == base else "-"
                 print(
-                    f"| {target:g} dB | {'per channel' if per_channel else 'per tensor'} | {_cell(ours)} | {_cell(base)} | {levels} "
+                    f"| {target:g} dB | {'per channel' if per_channel else 'per tensor'} | {_cell(hevc)} | {_cell(exact)} "
+                    f"| {_cell(base)} | {levels} "
                     f"| {vs} | {_cell(nnc_bpw) if nnc else 'not run'} |",
                     flush=True,
                 )

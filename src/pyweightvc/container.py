@@ -68,8 +68,8 @@ RAW_DTYPES = {
 }
 # Lossless coders of int8 levels (docs/format.md). "rans": the native core's static
 # rANS code with one symbol table per class of rows (rows grouped by mean magnitude),
-# 1-19 % smaller than deflate -9 and 1-11 % smaller than zstd -19 on real matrices
-# (docs/measurements.md), 5-10x faster to write than deflate; "zlib": deflate -9,
+# 1-19 % smaller than deflate -9 and 1-11 % smaller than zstd -19 on real matrices,
+# several times faster to write than deflate (docs/measurements.md); "zlib": deflate -9,
 # what earlier versions wrote, still written for small matrices where it is
 # smaller (rans's symbol tables cost a few hundred bytes). A "-params" suffix: the
 # scales and zero points as a zlib stream of their own, written when that is
