@@ -3,7 +3,7 @@
 With a QP (the paper's pipeline, ``Policy(24)``): 2-D float weights (fully
 connected / linear layers, embeddings) go through lossy HEVC at that QP; float
 tensors of rank >= 3 (convolution kernels) keep their 8-bit levels exactly
-(deflate-coded, ``storage="int8"``); 1-D tensors (biases, norms), tensors under
+(losslessly coded, ``storage="int8"``); 1-D tensors (biases, norms), tensors under
 ``min_elements`` and every integer, bool or float64 tensor are stored raw in their
 dtype. ``target_snr_db`` / ``target_bpw`` / ``lossless`` choose the matrices' QP
 instead.

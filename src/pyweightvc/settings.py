@@ -139,7 +139,7 @@ _ALL = (
         "instead of a QP: bits per weight the tensor must fit in",
         _number("target_bpw", 0.0, 64.0, open_low=True, none_ok=True),
     ),
-    Setting("storage", "hevc", "how a tensor is stored: hevc, int8 (deflated levels) or raw", _choice("storage", STORAGES)),
+    Setting("storage", "hevc", "how a tensor is stored: hevc, int8 (exact levels, losslessly coded) or raw", _choice("storage", STORAGES)),
 )
 SETTINGS: dict[str, Setting] = {s.name: s for s in _ALL}
 
