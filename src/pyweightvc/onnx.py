@@ -243,7 +243,7 @@ def _places(f: WvcFile, inits: dict, consts: dict, format: str) -> list:
             dims = [dims[0] * dims[1], dims[2]]
         if dims != e["shape"]:
             raise ContainerError(f"tensor {key!r}: shape {e['shape']}, the model's {kind} {where!r} has {dims}")
-        if format == "qdq" and kind == "initializer" and e["storage"] == "raw":
+        if format == "qdq" and kind != "constant" and e["storage"] == "raw":
             raise ContainerError(f"tensor {key!r} is stored raw: not a quantised weight")
     return places
 
