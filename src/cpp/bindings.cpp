@@ -236,9 +236,7 @@ PYBIND11_MODULE(_core, m) {
             py::buffer_info info = stream.request();
             if (info.ndim != 1 || info.itemsize != 1 || (info.ndim == 1 && info.strides[0] != 1))
                 throw std::invalid_argument("stream must be a contiguous bytes-like object");
-            if (cols && rows > max_levels_for_bytes(size_t(info.size)) / cols)
-                throw DecoderError("level stream of " + std::to_string(info.size) + " bytes cannot hold " +
-                                   std::to_string(rows) + " x " + std::to_string(cols) + " levels");
+            check_level_count(uint64_t(info.size), rows, cols);  // before allocating the output
             py::array_t<int8_t> out({rows, cols});
             int8_t* dst = out.mutable_data();
             const uint8_t* src = static_cast<const uint8_t*>(info.ptr);

@@ -124,6 +124,12 @@ uint64_t max_levels_for_bytes(uint64_t bytes) {
     return (bytes + 4) * 2048;
 }
 
+void check_level_count(uint64_t bytes, size_t rows, size_t cols) {
+    if (cols && rows > max_levels_for_bytes(bytes) / cols)  // divided: rows x cols may overflow
+        throw DecoderError("level stream of " + std::to_string(bytes) + " bytes cannot hold " + std::to_string(rows) + " x " +
+                           std::to_string(cols) + " levels");
+}
+
 std::vector<uint8_t> encode_levels(const int8_t* levels, size_t rows, size_t cols) {
     std::vector<uint64_t> magnitude(rows, 0);
     for (size_t r = 0; r < rows; ++r)
@@ -133,8 +139,10 @@ std::vector<uint8_t> encode_levels(const int8_t* levels, size_t rows, size_t col
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return magnitude[a] < magnitude[b]; });
 
     // the class count with the smallest estimated size (class ids cost 4 bits a row)
+    // (its histograms are the tables' counts: class k holds the ranks k * rows / classes onwards)
     size_t best_classes = 1;
     double best_bits = INFINITY;
+    std::vector<Counts> best_counts;
     for (size_t classes = 1; classes <= size_t(kMaxLevelClasses) && classes <= std::max<size_t>(rows, 1); classes *= 2) {
         std::vector<Counts> counts(classes, Counts{});
         for (size_t rank = 0; rank < rows; ++rank) {
@@ -144,15 +152,12 @@ std::vector<uint8_t> encode_levels(const int8_t* levels, size_t rows, size_t col
         }
         double bits = classes > 1 ? 4.0 * double(rows) : 0.0;
         for (const Counts& h : counts) bits += code_bits(h);
-        if (bits < best_bits) best_bits = bits, best_classes = classes;
+        if (bits < best_bits) best_bits = bits, best_classes = classes, best_counts = std::move(counts);
     }
 
     std::vector<uint8_t> cls = best_classes > 1 ? row_classes(order, best_classes) : std::vector<uint8_t>(rows, 0);
-    std::vector<Counts> counts(best_classes, Counts{});
-    for (size_t r = 0; r < rows; ++r)
-        for (size_t c = 0; c < cols; ++c) ++counts[cls[r]][uint8_t(levels[r * cols + c] + 128)];
     std::vector<Table> tables;
-    for (const Counts& h : counts) tables.push_back(normalise(h));
+    for (const Counts& h : best_counts) tables.push_back(normalise(h));
 
     std::vector<uint8_t> out;
     out.push_back(uint8_t(best_classes));
@@ -196,9 +201,7 @@ std::vector<uint8_t> encode_levels(const int8_t* levels, size_t rows, size_t col
 }
 
 void decode_levels(const uint8_t* data, size_t size, int8_t* out, size_t rows, size_t cols) {
-    if (uint64_t(rows) * cols > max_levels_for_bytes(size))
-        throw DecoderError("level stream of " + std::to_string(size) + " bytes cannot hold " +
-                           std::to_string(uint64_t(rows) * cols) + " levels");
+    check_level_count(size, rows, cols);
     Reader in{data, data + size};
     size_t classes = in.byte("the class count");
     if (classes < 1 || classes > size_t(kMaxLevelClasses))

@@ -20,6 +20,8 @@ constexpr uint32_t kMaxLevelFreq = (1u << kLevelProbBits) - (1u << kLevelProbBit
 // The most levels a stream of `bytes` bytes can decode to (checked before any
 // allocation by readers of untrusted files).
 uint64_t max_levels_for_bytes(uint64_t bytes);
+// Throws DecoderError when rows x cols levels are more than that.
+void check_level_count(uint64_t bytes, size_t rows, size_t cols);
 
 // Codes a rows x cols matrix of levels (row-major); picks the number of row
 // classes (1, 2, 4, 8 or 16) whose estimated size is smallest.
