@@ -298,17 +298,19 @@ class AccuracySearch:
     def _qps_for(self, target_db: float) -> dict:
         return {n: _qps_for_snr(c, target_db) for n, c in self.curves.items()}
 
+    def _write_and_score(self, policy: Policy, **note: Any) -> tuple[dict, float]:
+        """Write the trial file under `policy`, score it, record the Evaluation."""
+        header = save_file(self.tensors, self.trial_path, threads=self.threads, metadata=self.metadata, policy=policy)
+        score = float(self.evaluate(load_file(self.trial_path, like=self.like, threads=self.threads)))
+        self.evaluations.append(Evaluation(os.path.getsize(self.trial_path), score, **note))
+        return header, score
+
     def _attempt(self, qps: dict, min_step: float = 0.0, **note: Any) -> tuple[dict, float]:
         overrides = {self.pattern[n]: self.curves[n].settings(q) for n, q in qps.items()}
         if min_step:
             for n in self.floored:
                 overrides.setdefault(self.pattern[n], {})["min_step"] = min_step
-        header = save_file(
-            self.tensors, self.trial_path, threads=self.threads, metadata=self.metadata, policy=self.policy.with_overrides(overrides)
-        )
-        score = float(self.evaluate(load_file(self.trial_path, like=self.like, threads=self.threads)))
-        self.evaluations.append(Evaluation(os.path.getsize(self.trial_path), score, min_step, **note))
-        return header, score
+        return self._write_and_score(self.policy.with_overrides(overrides), min_step=min_step, **note)
 
     def _keep(self, header: dict, score: float, **found: Any) -> bool:
         """Whether the trial keeps the score; it replaces the best file when smaller."""
@@ -334,10 +336,8 @@ class AccuracySearch:
     def _levels(self, target_db: float) -> tuple[bool, int]:
         """A file with every matrix kept as exact levels of the coarsest step reaching target_db."""
         policy = self.levels_policy.with_overrides({"kind:linear": {"storage": "int8", "target_snr_db": target_db}})
-        header = save_file(self.tensors, self.trial_path, threads=self.threads, metadata=self.metadata, policy=policy)
-        score = float(self.evaluate(load_file(self.trial_path, like=self.like, threads=self.threads)))
-        size = os.path.getsize(self.trial_path)
-        self.evaluations.append(Evaluation(size, score, target_snr_db=target_db, levels=True))
+        header, score = self._write_and_score(policy, target_snr_db=target_db, levels=True)
+        size = self.evaluations[-1].bytes
         return self._keep(header, score, target_snr_db=target_db, qps={}, min_step=0.0), size
 
     # --- the phases
