@@ -32,13 +32,12 @@ from __future__ import annotations
 import argparse
 import lzma
 import math
-import statistics
-import time
 import zlib
 
 import numpy as np
 import zstandard
 from baseline_matrices import matrices  # benchmarks/ is on sys.path when this script runs
+from core_bench import median_time
 from narrow_levels import entropy_bits
 
 import pyweightvc as wvc
@@ -58,15 +57,6 @@ def row_model_bits(levels: np.ndarray) -> float:
     return float(-np.log2(np.maximum(p, 1e-300)).mean())
 
 
-def seconds(fn, repeats: int = 3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def print_speed(name: str, target: float, levels: np.ndarray) -> None:
     raw = levels.tobytes()
     zstd, unzstd = zstandard.ZstdCompressor(level=19), zstandard.ZstdDecompressor()
@@ -78,7 +68,7 @@ def print_speed(name: str, target: float, levels: np.ndarray) -> None:
     }
     cells = []
     for write, read, repeats in coders.values():
-        cells.append(f"{levels.size / seconds(write, repeats) / 1e6:.0f} / {levels.size / seconds(read) / 1e6:.0f}")
+        cells.append(f"{levels.size / median_time(write, repeats) / 1e6:.0f} / {levels.size / median_time(read, 3) / 1e6:.0f}")
     print(f"| {name} | {target:g} dB | " + " | ".join(cells) + " |", flush=True)
 
 
