@@ -7,7 +7,7 @@ Candidates, separated by ";": "int8" (the levels coded losslessly: plain
 per-channel int8, the fidelity reference), "qp N" (every 2-D weight at QP N, conv
 kernels as int8 levels: the old default at N = 24), "snr T" (every quantised
 tensor, conv kernels included, through HEVC at the largest QP whose weight SNR
-reaches T dB), "step T" (every quantised tensor as deflated levels of the coarsest
+reaches T dB), "step T" (every quantised tensor as exact levels (int8 storage) of the coarsest
 step that reaches T dB: pyweightvc.targets.step_for_snr),
 "step T, conv int8" and "snr T, conv int8" (the same with conv kernels as int8
 levels), "snr T, int8
